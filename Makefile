@@ -1,0 +1,35 @@
+# keyspot: `make run` reproduces the pipeline, `make test` runs the tests.
+# Both set everything up first (Debian packages, .venv, pinned deps).
+
+VENV ?= .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup params run test lint lock clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+setup: ## install Debian packages and the pinned Python environment
+	@bash scripts/setup.sh
+
+params: setup ## compose conf/ into params.yaml (after editing conf/)
+	keyspot compose
+
+run: setup ## run the whole pipeline on the default dataset (dvc repro)
+	dvc repro
+
+test: setup ## lint, then run the test suite
+	ruff check keyspot stages tests
+	python -m pytest $(PYTEST_ARGS)
+
+lint: setup ## ruff
+	ruff check keyspot stages tests
+
+lock: ## re-pin every Python dependency from the current .venv
+	$(VENV)/bin/pip freeze --exclude-editable | grep -v '^keyspot' > requirements.lock
+
+clean: ## remove the environment and Python caches (DVC outputs stay)
+	rm -rf $(VENV) .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
