@@ -1,0 +1,1 @@
+"""keyspot: keyword-spotting models from audio to a microcontroller."""

@@ -1,0 +1,257 @@
+"""Typed, validated view of params.yaml.
+
+Every stage reads its parameters through `load()`. A missing key, an unknown
+key or a value of the wrong type stops the stage with a message that names
+the key, so a typo in conf/ or in `dvc exp run -S` never trains on defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+
+from ruamel.yaml import YAML, YAMLError
+
+PARAMS_FILE = Path("params.yaml")
+
+
+class ParamsError(ValueError):
+    """A params.yaml key is missing, unknown or of the wrong type."""
+
+
+def read_yaml(path: Path):
+    """Parse YAML as DVC does: YAML 1.2, where `yes`/`no`/`on`/`off` are
+    strings (PyYAML's YAML 1.1 reads them as booleans) and `1e-10` a number."""
+    return YAML(typ="safe", pure=True).load(Path(path).read_text())
+
+
+@dataclasses.dataclass(frozen=True)
+class Augment:
+    copies: int
+    shift_ms: float
+    noise_snr_db_range: tuple[float, float]
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    name: str
+    keywords: tuple[str, ...]
+    unknown_words: tuple[str, ...]
+    sample_rate: int
+    clip_seconds: float
+    voices: tuple[str, ...]
+    takes_per_keyword: int
+    unknown_per_voice: int
+    silence_per_voice: int
+    speed_range: tuple[float, float]
+    pitch_range: tuple[float, float]
+    gain_db_range: tuple[float, float]
+    noise_snr_db_range: tuple[float, float]
+    split_fractions: dict[str, float]
+    workers: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Features:
+    kind: str
+    window_ms: float
+    hop_ms: float
+    fft_size: int
+    mel_bins: int
+    mel_fmin: float
+    mel_fmax: float
+    num_mfcc: int
+    log_floor: float
+    augment: Augment
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    name: str
+    filters: int
+    blocks: int
+    first_kernel: tuple[int, int]
+    first_stride: tuple[int, int]
+    dropout: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Train:
+    epochs: int
+    batch_size: int
+    lr: float
+    lr_min: float
+    label_smoothing: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Quantize:
+    calibration_samples: int
+    arena_headroom: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Export:
+    out_dir: str
+    engine: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Deploy:
+    enabled: bool
+    region: str
+    framework_version: str
+    bucket: str
+    prefix: str
+    endpoint_name: str
+    instance_type: str
+    instance_count: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Tracking:
+    uri: str
+    experiment: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+    seed: int
+    tracking: Tracking
+    dataset: Dataset
+    features: Features
+    model: Model
+    train: Train
+    quantize: Quantize
+    export: Export
+    deploy: Deploy
+
+
+# Values checked beyond their type: key -> (predicate, what is allowed).
+_CHOICES = {
+    "features.kind": {"mfcc", "log_mel"},
+    "export.engine": {"tflm"},
+}
+
+
+def _convert(value, hint, key: str):
+    """Return `value` as type `hint`, or raise ParamsError naming `key`."""
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise ParamsError(f"{key}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ParamsError(f"{key}: expected {len(args)} values, got {len(value)}: {value!r}")
+        return tuple(_convert(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ParamsError(f"{key}: expected a mapping, got {value!r}")
+        _, value_type = typing.get_args(hint)
+        return {k: _convert(v, value_type, f"{key}.{k}") for k, v in value.items()}
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ParamsError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamsError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParamsError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            # YAML reads `yes`, `no`, `on` and `off` as booleans.
+            raise ParamsError(f"{key}: expected a string, got {value!r} (quote it in YAML)")
+        return value
+    raise TypeError(f"unsupported type {hint} for {key}")
+
+
+def _build(cls, data, prefix: str):
+    if not isinstance(data, dict):
+        raise ParamsError(f"{prefix or 'params'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        where = ", ".join(f"{prefix}.{k}" if prefix else str(k) for k in unknown)
+        raise ParamsError(f"unknown key(s) {where}; allowed: {', '.join(names)}")
+    values = {}
+    for name in names:
+        key = f"{prefix}.{name}" if prefix else name
+        if name not in data:
+            raise ParamsError(f"{key}: missing")
+        values[name] = _convert(data[name], hints[name], key)
+        if key in _CHOICES and values[name] not in _CHOICES[key]:
+            raise ParamsError(f"{key}: {values[name]!r} is not one of {sorted(_CHOICES[key])}")
+    return cls(**values)
+
+
+def _check(params: Params) -> None:
+    ds = params.dataset
+    if not ds.keywords:
+        raise ParamsError("dataset.keywords: at least one keyword is needed")
+    if set(ds.split_fractions) != {"val", "test"}:
+        raise ParamsError("dataset.split_fractions: give exactly the keys val and test")
+    if sum(ds.split_fractions.values()) >= 1.0:
+        raise ParamsError("dataset.split_fractions: val + test must leave voices for train")
+    if len(set(ds.voices)) < 3:
+        raise ParamsError("dataset.voices: at least three distinct voices (train, val, test)")
+    if params.features.num_mfcc > params.features.mel_bins:
+        raise ParamsError("features.num_mfcc: must not exceed features.mel_bins")
+    if params.features.mel_fmax > ds.sample_rate / 2:
+        raise ParamsError("features.mel_fmax: above the Nyquist frequency of dataset.sample_rate")
+    window = round(ds.sample_rate * params.features.window_ms / 1000)
+    if window > params.features.fft_size:
+        raise ParamsError(
+            f"features.fft_size: {params.features.fft_size} is shorter than the "
+            f"{window}-sample window; raise it or shorten features.window_ms")
+    if params.train.epochs < 1:
+        raise ParamsError("train.epochs: must be at least 1")
+
+
+def from_dict(data: dict) -> Params:
+    params = _build(Params, data, "")
+    _check(params)
+    return params
+
+
+def load(path: Path | str = PARAMS_FILE) -> Params:
+    """Read and validate params.yaml; raise ParamsError naming the bad key."""
+    path = Path(path)
+    try:
+        data = read_yaml(path)
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: not found; run `make params` to compose it from conf/") from None
+    except YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    try:
+        return from_dict(data)
+    except ParamsError as err:
+        raise ParamsError(f"{path}: {err}") from None
+
+
+def flatten(params: Params) -> dict[str, object]:
+    """`{"train.lr": 0.003, ...}` for experiment trackers."""
+    out: dict[str, object] = {}
+
+    def walk(obj, prefix):
+        if dataclasses.is_dataclass(obj):
+            for f in dataclasses.fields(obj):
+                walk(getattr(obj, f.name), f"{prefix}{f.name}.")
+        elif isinstance(obj, dict):
+            for k, v in obj.items():
+                walk(v, f"{prefix}{k}.")
+        else:
+            out[prefix[:-1]] = list(obj) if isinstance(obj, tuple) else obj
+
+    walk(params, "")
+    return out
+
