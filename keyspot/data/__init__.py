@@ -1,0 +1,1 @@
+"""Dataset sources. Each writes data/raw/: clips, manifest.csv and labels.json."""

@@ -1,0 +1,28 @@
+"""fetch: generate the synthetic dataset into data/raw/ (clips, manifest.csv, labels.json)."""
+
+import sys
+from pathlib import Path
+
+import keyspot.params
+from keyspot.data import synthetic, tts
+
+OUT = Path("data/raw")
+
+
+def main() -> int:
+    try:
+        params = keyspot.params.load()
+        summary = synthetic.generate(params.dataset, params.seed, OUT)
+    except (keyspot.params.ParamsError, tts.MissingToolError) as err:
+        print(f"fetch: {err}", file=sys.stderr)
+        return 2
+    except synthetic.FetchError as err:
+        print(f"fetch: {err}", file=sys.stderr)
+        return 1
+    print(summary.line())
+    print(summary.table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
