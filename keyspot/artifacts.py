@@ -1,0 +1,108 @@
+"""Writing pipeline outputs atomically and byte-reproducibly.
+
+DVC hashes every output; `dvc repro -f` twice must give the same hashes, so
+nothing written here may carry a timestamp, and a killed stage must never
+leave a half-written file where the next stage would read it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+# The earliest time a zip entry can hold; fixed so archives are reproducible.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def write_bytes(path: Path | str, data: bytes) -> None:
+    """Write via a temporary file in the same folder, then rename over."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path | str, text: str) -> None:
+    write_bytes(path, text.encode())
+
+
+def write_json(path: Path | str, data) -> None:
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def save_npz(dest: Path | str, /, **arrays: np.ndarray) -> None:
+    """np.savez without the wall-clock timestamps numpy puts in the zip."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name in sorted(arrays):
+            entry = io.BytesIO()
+            np.lib.format.write_array(entry, np.asarray(arrays[name]), allow_pickle=False)
+            archive.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_EPOCH), entry.getvalue())
+    write_bytes(dest, buffer.getvalue())
+
+
+def normalise_zip(path: Path | str, drop_json_keys: dict[str, tuple[str, ...]] | None = None) -> None:
+    """Rewrite a zip with fixed entry times, sorted entries and, for the named
+    JSON members, the given keys removed (Keras writes `date_saved`)."""
+    path = Path(path)
+    drop_json_keys = drop_json_keys or {}
+    out = io.BytesIO()
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for name in sorted(src.namelist()):
+            data = src.read(name)
+            if name in drop_json_keys:
+                meta = json.loads(data)
+                for key in drop_json_keys[name]:
+                    meta.pop(key, None)
+                data = json.dumps(meta, sort_keys=True).encode()
+            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            dst.writestr(info, data)
+    write_bytes(path, out.getvalue())
+
+
+@contextmanager
+def staged_dir(path: Path | str):
+    """Yield a temporary sibling folder; on success it replaces `path`.
+
+    On an exception (or a kill) the previous `path` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def clear_stale(path: Path | str) -> None:
+    """Remove the temporary siblings a killed run of `staged_dir` left."""
+    path = Path(path)
+    if path.parent.is_dir():
+        for stale in path.parent.glob(f".{path.name}.*"):
+            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink()

@@ -1,0 +1,168 @@
+"""Full-integer int8 quantisation and its check on two interpreters.
+
+The model is calibrated on training features, then the test split is run
+through the TFLite interpreter and through TensorFlow Lite Micro, the
+runtime the firmware links, so the accuracy in the report is the accuracy
+on the device. The TFLM arena size is measured, not guessed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from keyspot import artifacts
+from keyspot.features import FeatureSpec
+
+
+def convert(saved_model_dir: Path, calibration: np.ndarray) -> bytes:
+    import tensorflow as tf
+
+    def representative():
+        for example in calibration:
+            yield [example[None, ...].astype(np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+def quantize_input(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    return np.clip(np.round(x / scale) + zero_point, -128, 127).astype(np.int8)
+
+
+def predict_tflite(model: bytes, x: np.ndarray) -> np.ndarray:
+    """int8 outputs of the TFLite interpreter, one example at a time."""
+    import tensorflow as tf
+
+    # tf.lite.Interpreter warns that it moves to ai_edge_litert; it is the
+    # interpreter that ships with this TensorFlow, so the warning is noise.
+    warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+    # The reference kernels, as TFLM runs them, rather than XNNPACK.
+    interpreter = tf.lite.Interpreter(
+        model_content=model,
+        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    scale, zero = inp["quantization"]
+    outputs = []
+    for example in x:
+        interpreter.set_tensor(inp["index"], quantize_input(example[None], scale, zero))
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(out["index"])[0].copy())
+    return np.stack(outputs)
+
+
+@contextmanager
+def _quiet_native_output():
+    """Silence what the C++ runtime prints on each failed arena allocation."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+
+
+def _tflm(model: bytes, arena_size: int):
+    from tflite_micro.python.tflite_micro import runtime
+
+    return runtime.Interpreter.from_bytes(model, arena_size=arena_size)
+
+
+def tflm_arena_bytes(model: bytes, upper: int = 1 << 20) -> int:
+    """The smallest tensor arena TFLM accepts for this model (to 16 bytes)."""
+    low, high = 16, upper
+    _tflm(model, high)  # fails loudly if even the upper bound is too small
+    with _quiet_native_output():
+        while high - low > 16:
+            mid = (low + high) // 2 // 16 * 16
+            try:
+                _tflm(model, mid)
+                high = mid
+            except RuntimeError:
+                low = mid
+    return high
+
+
+def predict_tflm(model: bytes, x: np.ndarray, arena_size: int) -> np.ndarray:
+    interpreter = _tflm(model, arena_size)
+    inp = interpreter.get_input_details(0)
+    scale, zero = inp["quantization_parameters"]["scales"][0], inp["quantization_parameters"]["zero_points"][0]
+    outputs = []
+    for example in x:
+        interpreter.set_input(quantize_input(example[None], scale, zero), 0)
+        interpreter.invoke()
+        outputs.append(interpreter.get_output(0)[0].copy())
+        interpreter.reset()
+    return np.stack(outputs)
+
+
+def io_quantization(model: bytes) -> dict:
+    import tensorflow as tf
+
+    interpreter = tf.lite.Interpreter(model_content=model)
+    (in_scale, in_zero), = [interpreter.get_input_details()[0]["quantization"]]
+    (out_scale, out_zero), = [interpreter.get_output_details()[0]["quantization"]]
+    return {"input_scale": float(in_scale), "input_zero_point": int(in_zero),
+            "output_scale": float(out_scale), "output_zero_point": int(out_zero)}
+
+
+def run(params, model_path: Path, saved_model_dir: Path, features_dir: Path,
+        tflite_path: Path, report_path: Path) -> dict:
+    import keras
+
+    from keyspot import tracking
+    from keyspot.train import load_split
+
+    spec = FeatureSpec.load(Path(features_dir) / "spec.json")
+    x_train, _ = load_split(features_dir, "train")
+    x_test, y_test = load_split(features_dir, "test")
+    rng = np.random.default_rng(params.seed)
+    pick = rng.choice(len(x_train), size=min(params.quantize.calibration_samples, len(x_train)),
+                      replace=False)
+    model = convert(saved_model_dir, x_train[np.sort(pick)])
+
+    float_model = keras.models.load_model(model_path)
+    float_accuracy = float((float_model.predict(x_test, batch_size=256, verbose=0).argmax(1) == y_test).mean())
+    tflite_out = predict_tflite(model, x_test)
+    arena = tflm_arena_bytes(model)
+    arena_budget = int(np.ceil(arena * params.quantize.arena_headroom / 16) * 16)
+    tflm_out = predict_tflm(model, x_test, arena_budget)
+
+    report = {
+        "labels": list(spec.labels),
+        "float_accuracy": round(float_accuracy, 6),
+        "int8_accuracy_tflite": round(float((tflite_out.argmax(1) == y_test).mean()), 6),
+        "int8_accuracy_tflm": round(float((tflm_out.argmax(1) == y_test).mean()), 6),
+        "tflite_tflm_outputs_equal": bool(np.array_equal(tflite_out, tflm_out)),
+        "model_bytes": len(model),
+        "tflm_arena_bytes_measured": arena,
+        "tflm_arena_bytes": arena_budget,
+        "test_examples": int(len(y_test)),
+        **io_quantization(model),
+    }
+    artifacts.write_bytes(tflite_path, model)
+    artifacts.write_json(report_path, report)
+
+    with tracking.model_run(params, model_path) as (mlflow, _):
+        mlflow.log_metrics({k: float(v) for k, v in report.items()
+                            if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        mlflow.log_artifact(str(tflite_path), "model")
+    return report

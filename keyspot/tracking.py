@@ -1,0 +1,105 @@
+"""MLflow: one run per trained model, shared by the stages that follow.
+
+train opens the run and tags it with the sha256 of models/model.keras;
+evaluate and quantize find that run again by the same hash, so every stage
+of one `dvc repro` or `dvc exp run` logs into one MLflow run. The run id is
+kept out of DVC's outputs on purpose: it differs on every run and would
+break byte-reproducible outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+
+MODEL_HASH_TAG = "keyspot.model_sha256"
+
+
+def file_sha256(path: Path | str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tracking_uri(params) -> str:
+    """MLFLOW_TRACKING_URI wins; a relative sqlite path is made absolute
+    against the repository root, so `dvc exp run --temp` logs to the same store."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
+        root = Path(os.environ.get("KEYSPOT_ROOT", Path.cwd()))
+        uri = prefix + str((root / uri[len(prefix):]).resolve())
+    return uri
+
+
+def experiment_name(params) -> str:
+    return params.tracking.experiment or f"keyspot-{params.dataset.name}"
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def _setup(params):
+    # MLflow's own chatter (alembic migrations, run links) would drown the
+    # stage output; warnings still show.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri(params))
+    mlflow.set_experiment(experiment_name(params))
+    return mlflow
+
+
+def _tags(stage: str) -> dict[str, str]:
+    tags = {"keyspot.stage": stage}
+    if commit := _git_commit():
+        tags["mlflow.source.git.commit"] = commit
+    if exp := os.environ.get("DVC_EXP_NAME"):
+        tags["dvc.exp_name"] = exp
+    if base := os.environ.get("DVC_EXP_BASELINE_REV"):
+        tags["dvc.baseline_rev"] = base
+    return tags
+
+
+@contextmanager
+def train_run(params):
+    """A new run for a training; params flattened, git and DVC tags set."""
+    from keyspot.params import flatten
+
+    mlflow = _setup(params)
+    run_name = os.environ.get("DVC_EXP_NAME") or None
+    with mlflow.start_run(run_name=run_name, tags=_tags("train")) as run:
+        mlflow.log_params(flatten(params))
+        yield mlflow, run
+
+
+@contextmanager
+def model_run(params, model_path: Path | str):
+    """The run that trained `model_path`, found by its hash; a new run when
+    the model came from elsewhere (a `dvc pull`, another machine's store)."""
+    from keyspot.params import flatten
+
+    mlflow = _setup(params)
+    sha = file_sha256(model_path)
+    found = mlflow.search_runs(filter_string=f"tags.`{MODEL_HASH_TAG}` = '{sha}'",
+                               order_by=["attributes.start_time DESC"], max_results=1,
+                               output_format="list")
+    if found:
+        with mlflow.start_run(run_id=found[0].info.run_id) as run:
+            yield mlflow, run
+        return
+    with mlflow.start_run(tags={**_tags("evaluate"), MODEL_HASH_TAG: sha}) as run:
+        mlflow.log_params(flatten(params))
+        yield mlflow, run
