@@ -1,0 +1,73 @@
+"""Label audio files with the float or the int8 model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from keyspot import audio, features
+from keyspot.features import FeatureSpec
+
+AUDIO_SUFFIXES = {".wav", ".wave", ".flac", ".ogg"}
+
+
+def expand(paths: list[str]) -> list[Path]:
+    """Files as given; folders become the audio files inside them, sorted."""
+    out = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            out.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES))
+        else:
+            out.append(path)
+    return out
+
+
+class Classifier:
+    """Features per the spec, then the Keras model or the int8 TFLite model."""
+
+    def __init__(self, spec_path: Path, model_path: Path):
+        self.spec = FeatureSpec.load(spec_path)
+        self.model_path = Path(model_path)
+        if not self.model_path.exists():
+            raise FileNotFoundError(f"{self.model_path}: no model; run `dvc repro` (or `dvc pull`) first")
+        if self.model_path.suffix == ".tflite":
+            import tensorflow as tf
+
+            self.interpreter = tf.lite.Interpreter(model_path=str(self.model_path))
+            self.interpreter.allocate_tensors()
+            self.model = None
+        else:
+            import keras
+
+            self.model = keras.models.load_model(self.model_path)
+
+    def probabilities(self, pcm: np.ndarray) -> np.ndarray:
+        x = features.compute(pcm, self.spec)[..., None]
+        if self.model is not None:
+            return self.model.predict(x, verbose=0)
+        inp = self.interpreter.get_input_details()[0]
+        out = self.interpreter.get_output_details()[0]
+        in_scale, in_zero = inp["quantization"]
+        out_scale, out_zero = out["quantization"]
+        result = []
+        for example in x:
+            q = np.clip(np.round(example / in_scale) + in_zero, -128, 127).astype(np.int8)
+            self.interpreter.set_tensor(inp["index"], q[None])
+            self.interpreter.invoke()
+            result.append((self.interpreter.get_tensor(out["index"])[0].astype(np.float32) - out_zero) * out_scale)
+        return np.stack(result)
+
+    def classify(self, paths: list[Path]) -> Iterator[tuple[Path, dict | None, str | None]]:
+        """(path, {"label", "probabilities"}, None) or (path, None, error) per file."""
+        for path in paths:
+            try:
+                pcm = audio.load_clip(path, self.spec.sample_rate, self.spec.clip_samples)
+            except audio.AudioError as err:
+                yield path, None, str(err)
+                continue
+            p = self.probabilities(pcm)[0]
+            yield path, {"label": self.spec.labels[int(p.argmax())],
+                         "probabilities": {label: round(float(v), 4) for label, v in zip(self.spec.labels, p)}}, None
