@@ -11,7 +11,6 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 
-
 def compose(conf_dir: Path | str = "conf", overrides: list[str] | None = None) -> dict:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir

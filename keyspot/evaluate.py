@@ -100,7 +100,7 @@ def run(params, model_path: Path, features_dir: Path, metrics_path: Path, eval_d
 
     eval_dir = Path(eval_dir)
     with artifacts.staged_dir(eval_dir) as tmp:
-        predictions = [{"actual": labels[a], "predicted": labels[p]} for a, p in zip(y, predicted)]
+        predictions = [{"actual": labels[a], "predicted": labels[p]} for a, p in zip(y, predicted, strict=True)]
         artifacts.write_text(tmp / "predictions.csv", _table_csv(predictions))
         artifacts.write_text(tmp / "per_class.csv", _table_csv(table))
         artifacts.write_bytes(tmp / "confusion.png",

@@ -81,7 +81,7 @@ def run(params, raw_dir: Path, out_dir: Path) -> dict:
             extra = [augment(clip, _rng(params.seed, "augment", name, copy), spec.sample_rate,
                              params.features.augment)
                      for copy in range(params.features.augment.copies)
-                     for clip, name in zip(pcm, names)]
+                     for clip, name in zip(pcm, names, strict=True)]
             pcm = np.concatenate([pcm, np.stack(extra)])
             ids = np.tile(ids, params.features.augment.copies + 1)
             names = names * (params.features.augment.copies + 1)

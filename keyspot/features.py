@@ -61,7 +61,7 @@ class FeatureSpec:
         Path(path).write_text(self.to_json())
 
     @classmethod
-    def load(cls, path: Path | str) -> "FeatureSpec":
+    def load(cls, path: Path | str) -> FeatureSpec:
         path = Path(path)
         try:
             data = json.loads(path.read_text())

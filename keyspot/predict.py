@@ -70,4 +70,4 @@ class Classifier:
                 continue
             p = self.probabilities(pcm)[0]
             yield path, {"label": self.spec.labels[int(p.argmax())],
-                         "probabilities": {label: round(float(v), 4) for label, v in zip(self.spec.labels, p)}}, None
+                         "probabilities": {label: round(float(v), 4) for label, v in zip(self.spec.labels, p, strict=True)}}, None
