@@ -1,0 +1,47 @@
+"""Stage sagemaker-deploy: package the SavedModel for SageMaker, deploy if enabled.
+
+Always writes models/sagemaker/model.tar.gz and reports/deploy.json. Only
+with deploy.enabled=true does it talk to AWS (S3 upload, SageMaker endpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from keyspot import params as params_mod
+from keyspot.deploy import DeployError, package
+from keyspot.features import FeatureSpec
+
+SAVED_MODEL = Path("models/saved_model")
+SPEC = Path("data/features/spec.json")
+TARBALL = Path("models/sagemaker/model.tar.gz")
+REPORT = Path("reports/deploy.json")
+
+
+def main() -> int:
+    try:
+        params = params_mod.load()
+        if params.deploy.enabled:
+            # Imported only here: a disabled deploy never loads boto3 at all.
+            from keyspot.deploy import sagemaker
+
+            sagemaker.check_config(params.deploy)
+        sha256 = package.build(SAVED_MODEL, SPEC, TARBALL)
+        report = {"enabled": params.deploy.enabled, "model_data": TARBALL.as_posix(),
+                  "sha256": sha256, "endpoint": None}
+        if params.deploy.enabled:
+            endpoint = sagemaker.deploy(TARBALL, sha256, params.deploy, FeatureSpec.load(SPEC))
+            report["model_data"] = endpoint["model_data"]
+            report["endpoint"] = endpoint
+    except (params_mod.ParamsError, DeployError) as err:
+        print(f"sagemaker-deploy: {err}", file=sys.stderr)
+        return 2
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
