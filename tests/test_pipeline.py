@@ -1,0 +1,153 @@
+"""The whole pipeline on the smoke experiment, in a scratch copy of the repo.
+
+One `dvc repro` feeds every test here: outputs, reproducible bytes, DVC's
+view of the workspace, the MLflow run, `dvc exp run` rerunning only what a
+param change touches, and `keyspot predict` on real and broken files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+
+
+def _run(args, cwd, env, check=True):
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, args))} failed ({result.returncode}):\n"
+                             f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, repo, smoke_dict):
+    """A git + DVC repo holding this checkout's files, reproduced once on the smoke config."""
+    from keyspot.compose import write_params
+
+    root = tmp_path_factory.mktemp("pipeline") / "repo"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=repo,
+                           capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, files):
+        if (repo / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(repo / name, root / name)
+    # A lock file from another config would only be rewritten; start clean.
+    (root / "dvc.lock").unlink(missing_ok=True)
+    write_params(smoke_dict, root / "params.yaml")
+
+    env = {**os.environ,
+           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{root.parent / 'mlflow.db'}",
+           "GIT_AUTHOR_NAME": "keyspot", "GIT_AUTHOR_EMAIL": "keyspot@example.com",
+           "GIT_COMMITTER_NAME": "keyspot", "GIT_COMMITTER_EMAIL": "keyspot@example.com",
+           "DVC_NO_ANALYTICS": "1"}
+    git = ["git", "-c", "init.defaultBranch=main"]
+    _run([*git, "init", "-q"], root, env)
+    _run([*git, "add", "-A"], root, env)
+    _run([*git, "commit", "-q", "-m", "smoke"], root, env)
+    repro = _run(["dvc", "repro"], root, env)
+    _run([*git, "add", "-A"], root, env)
+    _run([*git, "commit", "-q", "-m", "reproduced"], root, env)
+    return {"root": root, "env": env, "repro": repro.stdout, "git": git}
+
+
+def test_every_stage_ran(pipeline):
+    for stage in ("fetch", "features", "train", "evaluate", "quantize", "c-export", "sagemaker-deploy"):
+        assert f"Running stage '{stage}'" in pipeline["repro"]
+
+
+def test_outputs_follow_the_stage_contracts(pipeline):
+    root = pipeline["root"]
+    metrics = json.loads((root / "reports/metrics.json").read_text())
+    assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
+    quant = json.loads((root / "reports/quantize.json").read_text())
+    assert quant["model_bytes"] == (root / "models/model_int8.tflite").stat().st_size
+    assert quant["tflm_arena_bytes"] > 0
+    assert quant["tflite_tflm_outputs_equal"] is True
+    spec = json.loads((root / "data/features/spec.json").read_text())
+    assert spec["labels"] == json.loads((root / "data/raw/labels.json").read_text())
+    assert (root / "models/sagemaker/model.tar.gz").stat().st_size > 0
+    assert json.loads((root / "reports/deploy.json").read_text())["enabled"] is False
+    generated = root / "firmware/psoc6/source/generated"
+    assert any(generated.glob("*.c")) and any(generated.glob("*.h"))
+    for line in (root / "reports/train/history.csv").read_text().splitlines()[:1]:
+        assert "val_accuracy" in line
+
+
+def test_nothing_left_to_do(pipeline):
+    root, env = pipeline["root"], pipeline["env"]
+    assert "Data and pipelines are up to date" in _run(["dvc", "status"], root, env).stdout
+    again = _run(["dvc", "repro"], root, env).stdout
+    assert "Running stage" not in again
+    assert _run(["git", "status", "--porcelain"], root, env).stdout == ""
+
+
+def test_repro_forced_gives_identical_bytes(pipeline):
+    root, env = pipeline["root"], pipeline["env"]
+    _run(["dvc", "repro", "-f"], root, env)
+    diff = _run(["git", "diff", "--stat"], root, env).stdout
+    assert diff == "", f"outputs changed on a forced rerun:\n{diff}"
+
+
+def test_mlflow_run_has_params_metrics_and_tags(pipeline):
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=pipeline["env"]["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("keyspot-synthetic")
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    run = runs[0]
+    assert run.data.params["train.epochs"] == "2"
+    assert "test_accuracy" in run.data.metrics, "evaluate did not log into the train run"
+    assert "int8_accuracy_tflm" in run.data.metrics, "quantize did not log into the train run"
+    history = client.get_metric_history(run.info.run_id, "val_accuracy")
+    assert [m.step for m in history] == [1, 2]
+    assert len(run.data.tags["mlflow.source.git.commit"]) == 40
+
+
+def test_exp_run_reruns_train_and_after_only(pipeline):
+    root, env = pipeline["root"], pipeline["env"]
+    out = _run(["dvc", "exp", "run", "-S", "experiment=smoke", "-S", "train.epochs=1"], root, env).stdout
+    assert "Running stage 'train'" in out
+    assert "Running stage 'quantize'" in out
+    assert "Running stage 'fetch'" not in out
+    assert "Running stage 'features'" not in out
+    shown = json.loads(_run(["dvc", "exp", "show", "--json"], root, env).stdout)
+    epochs = [exp["data"]["params"]["params.yaml"]["data"]["train"]["epochs"]
+              for baseline in shown for group in baseline.get("experiments") or []
+              for exp in group["revs"]]
+    assert 1 in epochs, shown
+    _run(["git", "checkout", "--", "."], root, env)
+    _run(["dvc", "checkout", "-q"], root, env, check=False)
+
+
+def test_predict_labels_good_files_and_names_bad_ones(pipeline, tmp_path):
+    root, env = pipeline["root"], pipeline["env"]
+    good = sorted((root / "data/raw/clips/yes").glob("*.wav"))[0]
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    not_audio = tmp_path / "notes.wav"
+    not_audio.write_text("these are not samples\n")
+    truncated = tmp_path / "truncated.wav"
+    truncated.write_bytes(good.read_bytes()[:30])
+    result = _run(["keyspot", "predict", "--json", str(empty), str(good), str(not_audio), str(truncated)],
+                  root, env, check=False)
+    assert result.returncode == 1
+    predicted = json.loads(result.stdout)
+    assert [p["path"] for p in predicted] == [str(good)]
+    assert abs(sum(predicted[0]["probabilities"].values()) - 1) < 0.01
+    errors = result.stderr.strip().splitlines()
+    for bad in (empty, not_audio, truncated):
+        assert sum(str(bad) in line for line in errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    int8 = _run(["keyspot", "predict", "--int8", str(good)], root, env)
+    assert str(good) in int8.stdout
