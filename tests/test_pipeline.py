@@ -73,7 +73,8 @@ def test_outputs_follow_the_stage_contracts(pipeline):
     quant = json.loads((root / "reports/quantize.json").read_text())
     assert quant["model_bytes"] == (root / "models/model_int8.tflite").stat().st_size
     assert quant["tflm_arena_bytes"] > 0
-    assert quant["tflite_tflm_outputs_equal"] is True
+    assert quant["tflite_tflm_max_output_diff"] <= 1  # one int8 step at most
+    assert 0.0 <= quant["tflite_tflm_label_agreement"] <= 1.0
     spec = json.loads((root / "data/features/spec.json").read_text())
     assert spec["labels"] == json.loads((root / "data/raw/labels.json").read_text())
     assert (root / "models/sagemaker/model.tar.gz").stat().st_size > 0
