@@ -34,10 +34,9 @@ class Classifier:
         if not self.model_path.exists():
             raise FileNotFoundError(f"{self.model_path}: no model; run `dvc repro` (or `dvc pull`) first")
         if self.model_path.suffix == ".tflite":
-            import tensorflow as tf
+            from keyspot.quantize import tflite_interpreter
 
-            self.interpreter = tf.lite.Interpreter(model_path=str(self.model_path))
-            self.interpreter.allocate_tensors()
+            self.interpreter = tflite_interpreter(self.model_path.read_bytes())
             self.model = None
         else:
             import keras

@@ -40,18 +40,23 @@ def quantize_input(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return np.clip(np.round(x / scale) + zero_point, -128, 127).astype(np.int8)
 
 
-def predict_tflite(model: bytes, x: np.ndarray) -> np.ndarray:
-    """int8 outputs of the TFLite interpreter, one example at a time."""
+def tflite_interpreter(model: bytes):
+    """TFLite's reference kernels (as TFLM runs them) rather than XNNPACK."""
     import tensorflow as tf
 
     # tf.lite.Interpreter warns that it moves to ai_edge_litert; it is the
     # interpreter that ships with this TensorFlow, so the warning is noise.
     warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
-    # The reference kernels, as TFLM runs them, rather than XNNPACK.
     interpreter = tf.lite.Interpreter(
         model_content=model,
         experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
     interpreter.allocate_tensors()
+    return interpreter
+
+
+def predict_tflite(model: bytes, x: np.ndarray) -> np.ndarray:
+    """int8 outputs of the TFLite interpreter, one example at a time."""
+    interpreter = tflite_interpreter(model)
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     scale, zero = inp["quantization"]
     outputs = []
@@ -115,9 +120,7 @@ def predict_tflm(model: bytes, x: np.ndarray, arena_size: int) -> np.ndarray:
 
 
 def io_quantization(model: bytes) -> dict:
-    import tensorflow as tf
-
-    interpreter = tf.lite.Interpreter(model_content=model)
+    interpreter = tflite_interpreter(model)
     (in_scale, in_zero), = [interpreter.get_input_details()[0]["quantization"]]
     (out_scale, out_zero), = [interpreter.get_output_details()[0]["quantization"]]
     return {"input_scale": float(in_scale), "input_zero_point": int(in_zero),
