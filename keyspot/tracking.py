@@ -29,11 +29,13 @@ def file_sha256(path: Path | str) -> str:
 
 def tracking_uri(params) -> str:
     """MLFLOW_TRACKING_URI wins; a relative sqlite path is made absolute
-    against the repository root, so `dvc exp run --temp` logs to the same store."""
+    against the repository root. DVC sets DVC_ROOT to the workspace's root
+    even when a queued experiment runs in a temporary copy, so every
+    experiment logs into the same store."""
     uri = os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
-        root = Path(os.environ.get("KEYSPOT_ROOT", Path.cwd()))
+        root = Path(os.environ.get("DVC_ROOT") or Path.cwd())
         uri = prefix + str((root / uri[len(prefix):]).resolve())
     return uri
 

@@ -8,57 +8,14 @@ param change touches, and `keyspot predict` on real and broken files.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from scratch_repo import run as _run
 
 pytestmark = pytest.mark.slow
 
-BIN = Path(sys.executable).parent
-
-
-def _run(args, cwd, env, check=True):
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, args))} failed ({result.returncode}):\n"
-                             f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
-    return result
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory, repo, smoke_dict):
-    """A git + DVC repo holding this checkout's files, reproduced once on the smoke config."""
-    from keyspot.compose import write_params
-
-    root = tmp_path_factory.mktemp("pipeline") / "repo"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=repo,
-                           capture_output=True, text=True, check=True).stdout.split("\0")
-    for name in filter(None, files):
-        if (repo / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(repo / name, root / name)
-    # A lock file from another config would only be rewritten; start clean.
-    (root / "dvc.lock").unlink(missing_ok=True)
-    write_params(smoke_dict, root / "params.yaml")
-
-    env = {**os.environ,
-           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{root.parent / 'mlflow.db'}",
-           "GIT_AUTHOR_NAME": "keyspot", "GIT_AUTHOR_EMAIL": "keyspot@example.com",
-           "GIT_COMMITTER_NAME": "keyspot", "GIT_COMMITTER_EMAIL": "keyspot@example.com",
-           "DVC_NO_ANALYTICS": "1"}
-    git = ["git", "-c", "init.defaultBranch=main"]
-    _run([*git, "init", "-q"], root, env)
-    _run([*git, "add", "-A"], root, env)
-    _run([*git, "commit", "-q", "-m", "smoke"], root, env)
-    repro = _run(["dvc", "repro"], root, env)
-    _run([*git, "add", "-A"], root, env)
-    _run([*git, "commit", "-q", "-m", "reproduced"], root, env)
-    return {"root": root, "env": env, "repro": repro.stdout, "git": git}
+# The `pipeline` fixture (tests/conftest.py, built by tests/scratch_repo.py) is
+# shared with test_remote.py: one `dvc repro` for both.
 
 
 def test_every_stage_ran(pipeline):
@@ -127,6 +84,14 @@ def test_exp_run_reruns_train_and_after_only(pipeline):
               for baseline in shown for group in baseline.get("experiments") or []
               for exp in group["revs"]]
     assert 1 in epochs, shown
+
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("keyspot-synthetic")
+    latest = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])[0]
+    assert latest.data.tags.get("dvc.exp_name"), "the experiment's name is not on its MLflow run"
+    assert latest.data.params["train.epochs"] == "1"
     _run(["git", "checkout", "--", "."], root, env)
     _run(["dvc", "checkout", "-q"], root, env, check=False)
 
