@@ -1,4 +1,5 @@
-"""The int8 model, its labels and the feature spec as C sources for the firmware.
+"""The int8 model, its labels, the feature spec and the frontend tables as C sources
+for the firmware (frontend_tables.py writes the last).
 
 `generate()` is pure: model bytes, spec and quantize report in, a mapping of
 file name to text out, byte-for-byte the same for the same inputs. `export()`
@@ -18,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from keyspot.export import frontend_tables
 from keyspot.export.tflite_model import ModelFileError, ModelInfo, inspect, resolver_method
 from keyspot.features import FeatureSpec
 
 BYTES_PER_LINE = 12  # as `xxd -i`
 FLOATS_PER_LINE = 4
-SOURCES = ("model_data.c", "labels.c", "feature_config.c")
+SOURCES = ("model_data.c", "labels.c", "feature_config.c", "frontend_tables.c")
 
 
 class ExportError(ValueError):
@@ -245,6 +247,10 @@ def generate(model: bytes, spec: FeatureSpec, report: dict, comment: str,
     except ModelFileError as err:
         raise ExportError(f"{names['model']}: {err}") from None
     arena = _check(info, spec, report, names)
+    try:
+        tables = frontend_tables.generate(spec, comment, names["spec"])
+    except frontend_tables.FrontendTableError as err:
+        raise ExportError(str(err)) from None
     return {
         "model_data.h": model_data_h(comment),
         "model_data.c": model_data_c(comment, model),
@@ -254,6 +260,7 @@ def generate(model: bytes, spec: FeatureSpec, report: dict, comment: str,
         "feature_config.h": feature_config_h(comment, spec),
         "feature_config.c": feature_config_c(comment, spec),
         "op_resolver.h": op_resolver_h(comment, info.ops),
+        **tables,
     }
 
 

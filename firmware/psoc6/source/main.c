@@ -1,25 +1,32 @@
 /*
- * keyspot on PSoC 6: bring up the board and the UART, set up TFLite Micro on
- * the generated model, run one inference on a neutral input and print the
- * top label.
+ * keyspot on PSoC 6: listen on the PDM microphone, compute the features of
+ * the last second with the frontend of firmware/core (the same numbers as
+ * training's, see tests/test_firmware_core.py), run the int8 model on them,
+ * and report keywords through the recognizer (averaging, threshold,
+ * suppression) on the UART and the user LED.
  *
- * A neutral input is a clip whose normalised features are all 0.0 (every
- * coefficient at its training mean), i.e. KEYSPOT_INPUT_ZERO_POINT once
- * quantised. A live application would instead fill the input from the
- * microphone through the feature frontend described by feature_config.h.
+ *   audio_provider -> feature_provider -> model_runner -> recognizer -> command_responder
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cy_retarget_io.h"
 #include "cybsp.h"
 #include "cyhal.h"
 
+#include "audio_provider.h"
+#include "command_responder.h"
 #include "feature_config.h"
+#include "feature_provider.h"
 #include "labels.h"
 #include "model_data.h"
 #include "model_runner.h"
 #include "model_settings.h"
+#include "recognizer.h"
+
+/* Run the model after this many new frames (20 ms each by default). */
+#define FRAMES_PER_INFERENCE 5
 
 static void halt(const char *why)
 {
@@ -53,27 +60,39 @@ int main(void)
     printf("keyspot: tensor arena %u of %u bytes used\r\n",
            (unsigned)model_runner_arena_used(), (unsigned)KEYSPOT_TENSOR_ARENA_BYTES);
 
-    int8_t *input = model_runner_input();
-    for (int i = 0; i < KEYSPOT_INPUT_ELEMENTS; ++i) {
-        input[i] = (int8_t)KEYSPOT_INPUT_ZERO_POINT;
+    static keyspot_recognizer recognizer;
+    keyspot_recognizer_params params = keyspot_recognizer_default_params();
+    if (keyspot_recognizer_init(&recognizer, &params, KEYSPOT_NUM_LABELS) != KEYSPOT_RECOGNIZER_OK) {
+        halt("recognizer setup failed");
     }
-    if (model_runner_invoke() != 0) {
-        halt("inference failed");
+    if (command_responder_init() != 0) {
+        halt("LED setup failed");
     }
+    if (audio_provider_init() != 0) {
+        halt("microphone (PDM/PCM) setup failed");
+    }
+    printf("keyspot: listening\r\n");
 
-    const int8_t *scores = model_runner_output();
-    int best = 0;
-    for (int i = 1; i < KEYSPOT_NUM_LABELS; ++i) {
-        if (scores[i] > scores[best]) {
-            best = i;
-        }
-    }
-    /* Dequantise to a probability; print in percent to stay clear of
-       newlib-nano's float printf. */
-    float probability = KEYSPOT_OUTPUT_SCALE * (float)(scores[best] - KEYSPOT_OUTPUT_ZERO_POINT);
-    printf("keyspot: top label \"%s\" (%d%%)\r\n", g_labels[best], (int)(probability * 100.0f + 0.5f));
-
+    /* Neutral until a clip's worth of frames has been computed. */
+    static int8_t features[KEYSPOT_INPUT_ELEMENTS];
+    memset(features, KEYSPOT_INPUT_ZERO_POINT, sizeof(features));
+    int pending = 0;
     for (;;) {
-        cyhal_syspm_sleep();
+        int32_t now_ms = 0;
+        pending += feature_provider_update(features, &now_ms);
+        if (pending < FRAMES_PER_INFERENCE) {
+            cyhal_syspm_sleep();  /* until the next PDM block */
+            continue;
+        }
+        pending = 0;
+        memcpy(model_runner_input(), features, sizeof(features));
+        if (model_runner_invoke() != 0) {
+            halt("inference failed");
+        }
+        keyspot_recognition heard;
+        if (keyspot_recognizer_process_int8(&recognizer, model_runner_output(), now_ms, &heard) ==
+                KEYSPOT_RECOGNIZER_OK && heard.found) {
+            command_responder_respond(now_ms, heard.label, heard.score);
+        }
     }
 }

@@ -1,0 +1,62 @@
+/*
+ * Host test program for the recognizer: scores in, detections out.
+ *
+ *   keyspot_recognize NUM_LABELS [window_ms threshold suppression_ms minimum_count ignore_mask]
+ *
+ * Reads lines "TIME_MS S0 S1 ... S(NUM_LABELS-1)" of int8 scores from stdin
+ * and prints "TIME_MS LABEL SCORE" for each new detection. Parameters left
+ * out keep micro_speech's defaults.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "recognizer.h"
+
+int main(int argc, char **argv)
+{
+    if (argc != 2 && argc != 7) {
+        fprintf(stderr, "usage: %s NUM_LABELS [window_ms threshold suppression_ms minimum_count "
+                        "ignore_mask]\n", argv[0]);
+        return 2;
+    }
+    int num_labels = atoi(argv[1]);
+    keyspot_recognizer_params params = keyspot_recognizer_default_params();
+    if (argc == 7) {
+        params.average_window_ms = (int32_t)atol(argv[2]);
+        params.detection_threshold = (int32_t)atol(argv[3]);
+        params.suppression_ms = (int32_t)atol(argv[4]);
+        params.minimum_count = (int32_t)atol(argv[5]);
+        params.ignore_mask = (uint32_t)strtoul(argv[6], NULL, 0);
+    }
+    static keyspot_recognizer recognizer;
+    if (keyspot_recognizer_init(&recognizer, &params, num_labels) != KEYSPOT_RECOGNIZER_OK) {
+        fprintf(stderr, "keyspot_recognize: bad parameters\n");
+        return 2;
+    }
+    long line = 0;
+    long time_ms;
+    while (scanf("%ld", &time_ms) == 1) {
+        int8_t scores[KEYSPOT_RECOGNIZER_MAX_LABELS];
+        ++line;
+        for (int i = 0; i < num_labels; ++i) {
+            int s;
+            if (scanf("%d", &s) != 1 || s < -128 || s > 127) {
+                fprintf(stderr, "keyspot_recognize: line %ld: expected %d int8 scores\n", line,
+                        num_labels);
+                return 1;
+            }
+            scores[i] = (int8_t)s;
+        }
+        keyspot_recognition result;
+        int rc = keyspot_recognizer_process_int8(&recognizer, scores, (int32_t)time_ms, &result);
+        if (rc != KEYSPOT_RECOGNIZER_OK) {
+            fprintf(stderr, "keyspot_recognize: line %ld: error %d (time going backwards?)\n", line, rc);
+            return 1;
+        }
+        if (result.found) {
+            printf("%ld %d %d\n", time_ms, result.label, result.score);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,455 @@
+"""firmware/core: the C frontend computes training's features, on the host and
+on a Cortex-M4F under QEMU, and the recognizer turns scores into detections.
+
+The fixture is independent of the pipeline: a realistic feature spec (16 kHz,
+1 s, 30 ms window, 20 ms hop, 512-point FFT, 40 mel bins, 10 MFCC) with
+statistics measured on espeak-ng words, a tiny int8 model, and the generated
+folder written by keyspot.export, compiled with firmware/core/Makefile.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keyspot import audio, features
+from keyspot.export import ExportError, export, generate
+from keyspot.export.c_model import header_comment
+from keyspot.features import FeatureSpec
+from keyspot.quantize import quantize_input
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning"),
+    pytest.mark.filterwarnings("ignore:Statistics for quantized inputs:UserWarning"),
+]
+
+REPO = Path(__file__).resolve().parents[1]
+CORE = REPO / "firmware/core"
+LABELS = ("_silence_", "_unknown_", "yes", "no", "up")
+NUM_LABELS = len(LABELS)
+WORDS = [("yes", "en-us"), ("no", "en"), ("up", "en-us+f3"), ("seven", "en+m3"),
+         ("stop", "en-gb"), ("left", "en-us+f2"), ("yes", "en+f4"), ("go", "en-us+m1")]
+# C float32 vs the numpy reference, in normalised units (feature std = 1).
+FLOAT_BOUND = 1e-3
+# A pure tone leaves mel bands at -110 dB or less next to its peak, below a
+# float32 FFT's round-off floor (about 1e-10 of the peak power), where numpy's
+# pocketfft stays exact; there the bound is looser. Speech, noise, silence and
+# clipped square waves have no such valleys.
+TONE_BOUND = 1e-2
+
+needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("make") is None,
+                               reason="needs host gcc and make")
+
+
+def _run(cmd, **kwargs) -> subprocess.CompletedProcess:
+    """Run a build or program; on failure show its output, not just the exit code."""
+    result = subprocess.run([str(c) for c in cmd], capture_output=True, **kwargs)
+    assert result.returncode == 0, (result.stdout + result.stderr).decode("utf-8", "replace")
+    return result
+
+
+def _base_spec(**changes) -> FeatureSpec:
+    values = dict(kind="mfcc", sample_rate=16000, clip_samples=16000, window_samples=480,
+                  hop_samples=320, fft_size=512, mel_bins=40, mel_fmin=20.0, mel_fmax=4000.0,
+                  num_mfcc=10, log_floor=1e-10, labels=LABELS)
+    return FeatureSpec(**{**values, **changes})
+
+
+def _speech(tmp: Path, spec: FeatureSpec) -> tuple[list[str], np.ndarray]:
+    clips = []
+    for i, (word, voice) in enumerate(WORDS):
+        wav = tmp / f"{i}_{word}.wav"
+        _run(["espeak-ng", "-v", voice, "-w", wav, word])
+        clips.append(audio.load_clip(wav, spec.sample_rate, spec.clip_samples))
+    return [f"espeak {word} ({voice})" for word, voice in WORDS], np.stack(clips)
+
+
+def _edge_cases(spec: FeatureSpec, speech: np.ndarray) -> tuple[list[str], np.ndarray]:
+    n, rng = spec.clip_samples, np.random.default_rng(0)
+    t = np.arange(n)
+    square = np.where((t // 18) % 2 == 0, 32767, -32768)                      # 444 Hz, full scale
+    clipped_sine = np.clip(np.round(3 * 32767 * np.sin(2 * np.pi * 300 * t / 16000)), -32768, 32767)
+    loud_speech = np.clip(speech[0].astype(np.int64) * 16, -32768, 32767)      # hard clipping
+    half_silent = np.concatenate([np.zeros(n // 2), speech[1][: n - n // 2]])  # silence, then a word
+    clips = {
+        "silence": np.zeros(n),
+        "full-scale square": square,
+        "clipped sine": clipped_sine,
+        "clipped speech": loud_speech,
+        "white noise, full scale": rng.integers(-32768, 32768, n),
+        "white noise, +-2 LSB": rng.integers(-2, 3, n),
+        "single click": np.where(t == n // 3, 32767, 0),
+        "half silent": half_silent,
+    }
+    return list(clips), np.stack([np.asarray(c).astype(np.int16) for c in clips.values()])
+
+
+def _tone(spec: FeatureSpec) -> np.ndarray:
+    t = np.arange(spec.clip_samples)
+    return np.round(20000 * np.sin(2 * np.pi * 440 * t / spec.sample_rate)).astype(np.int16)[None]
+
+
+def _tiny_int8_model(spec: FeatureSpec, calibration: np.ndarray) -> bytes:
+    import tensorflow as tf
+
+    frames, coefficients = spec.shape
+    tf.keras.utils.set_random_seed(0)
+    model = tf.keras.Sequential([
+        tf.keras.Input((frames, coefficients, 1), batch_size=1),
+        tf.keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu"),
+        tf.keras.layers.Flatten(),
+        tf.keras.layers.Dense(len(spec.labels)),
+        tf.keras.layers.Softmax(),
+    ])
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([x[None, ..., None]] for x in calibration)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+def _interpreter(model: bytes):
+    import tensorflow as tf
+
+    interpreter = tf.lite.Interpreter(
+        model_content=model, experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def _io_quantization(model: bytes) -> dict:
+    interpreter = _interpreter(model)
+    (in_scale, in_zero), = [interpreter.get_input_details()[0]["quantization"]]
+    (out_scale, out_zero), = [interpreter.get_output_details()[0]["quantization"]]
+    return {"input_scale": float(in_scale), "input_zero_point": int(in_zero),
+            "output_scale": float(out_scale), "output_zero_point": int(out_zero)}
+
+
+def _predict(model: bytes, x_int8: np.ndarray) -> np.ndarray:
+    interpreter = _interpreter(model)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    outputs = []
+    for example in x_int8:
+        interpreter.set_tensor(inp["index"], example.reshape(inp["shape"]))
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(out["index"])[0].copy())
+    return np.stack(outputs)
+
+
+def _export_inputs(root: Path, model: bytes, spec: FeatureSpec, report: dict) -> Path:
+    """The three c-export inputs under `root`; export them to root/generated."""
+    (root / "model_int8.tflite").write_bytes(model)
+    spec.save(root / "spec.json")
+    (root / "quantize.json").write_text(json.dumps(report))
+    export(root / "model_int8.tflite", root / "spec.json", root / "quantize.json", root / "generated")
+    return root / "generated"
+
+
+def _build_host(generated: Path, build: Path) -> Path:
+    _run(["make", "-s", "-C", CORE, f"GENERATED={generated}", f"BUILD={build}", "host"])
+    return build
+
+
+def _c_features(build: Path, pcm: np.ndarray, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(float32, int8) features of int16 clips from the host build of the frontend."""
+    out_float, out_int8 = build / "features.f32", build / "features.i8"
+    _run([build / "keyspot_features", "-", out_float, out_int8],
+         input=np.ascontiguousarray(pcm, dtype="<i2").tobytes())
+    shape = (len(pcm), *spec.shape)
+    return (np.fromfile(out_float, dtype="<f4").reshape(shape),
+            np.fromfile(out_int8, dtype=np.int8).reshape(shape))
+
+
+class Fixture:
+    spec: FeatureSpec
+    model: bytes
+    quant: dict
+    generated: Path
+    build: Path
+    names: list[str]
+    pcm: np.ndarray
+
+
+@pytest.fixture(scope="module")
+def fx(tmp_path_factory) -> Fixture:
+    if shutil.which("espeak-ng") is None or shutil.which("gcc") is None or shutil.which("make") is None:
+        pytest.skip("needs espeak-ng, gcc and make")
+    root = tmp_path_factory.mktemp("firmware_core")
+    spec = _base_spec()
+    speech_names, speech = _speech(root, spec)
+    raw = features.unnormalised(speech, spec).reshape(-1, spec.num_coefficients).astype(np.float64)
+    spec = FeatureSpec(**{**spec.__dict__, "mean": tuple(float(v) for v in raw.mean(0)),
+                          "std": tuple(float(v) for v in np.maximum(raw.std(0), 1e-6))})
+    edge_names, edge = _edge_cases(spec, speech)
+    f = Fixture()
+    f.spec, f.names, f.pcm = spec, speech_names + edge_names, np.concatenate([speech, edge])
+    f.model = _tiny_int8_model(spec, features.compute(f.pcm, spec))
+    f.quant = _io_quantization(f.model)
+    f.generated = _export_inputs(root, f.model, spec, {"tflm_arena_bytes": 16384, **f.quant})
+    f.build = _build_host(f.generated, root / "build")
+    return f
+
+
+def _reference(fx: Fixture, pcm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x = features.compute(pcm, fx.spec)
+    return x, quantize_input(x, fx.quant["input_scale"], fx.quant["input_zero_point"])
+
+
+def _worst_by_clip(names, c, py) -> list[tuple[float, str]]:
+    worst = np.abs(c - py).reshape(len(names), -1).max(axis=1)
+    return sorted(zip(worst.tolist(), names, strict=True), reverse=True)
+
+
+# ---------------------------------------------------------------- frontend parity
+
+def test_float_features_match_python_reference(fx):
+    c, _ = _c_features(fx.build, fx.pcm, fx.spec)
+    py, _ = _reference(fx, fx.pcm)
+    worst = _worst_by_clip(fx.names, c, py)
+    print(f"\nC vs keyspot.features.compute, largest |difference| (normalised units) over "
+          f"{len(fx.names)} clips: {worst[0][0]:.3g} ({worst[0][1]})")
+    for diff, name in worst:
+        print(f"  {diff:.3g}  {name}")
+    assert worst[0][0] < FLOAT_BOUND, worst[:3]
+
+
+def test_pure_tone_within_float32_fft_round_off(fx):
+    c, _ = _c_features(fx.build, _tone(fx.spec), fx.spec)
+    py, _ = _reference(fx, _tone(fx.spec))
+    diff = float(np.abs(c - py).max())
+    print(f"\n440 Hz tone: largest |difference| {diff:.3g}")
+    assert diff < TONE_BOUND
+
+
+def test_int8_features_match_quantize_input(fx):
+    _, c = _c_features(fx.build, fx.pcm, fx.spec)
+    _, py = _reference(fx, fx.pcm)
+    delta = np.abs(c.astype(np.int16) - py.astype(np.int16))
+    agree = float((delta == 0).mean())
+    print(f"\nint8 features equal on {agree:.4%} of {delta.size} values; largest difference {delta.max()}")
+    assert agree >= 0.999
+    assert delta.max() <= 1
+
+
+def test_int8_model_predicts_the_same_label_from_both_feature_sources(fx):
+    _, c = _c_features(fx.build, fx.pcm, fx.spec)
+    _, py = _reference(fx, fx.pcm)
+    c_labels = _predict(fx.model, c).argmax(1)
+    py_labels = _predict(fx.model, py).argmax(1)
+    assert c_labels.tolist() == py_labels.tolist()
+    assert len(set(py_labels.tolist())) > 1, "a model that always says one label proves nothing"
+
+
+def test_silence_sits_on_the_log_floor(fx):
+    silence = np.zeros((1, fx.spec.clip_samples), np.int16)
+    c, _ = _c_features(fx.build, silence, fx.spec)
+    floor_db = np.float32(10 * np.log10(np.float32(fx.spec.log_floor)))
+    expected = features.normalise(
+        (np.full(fx.spec.mel_bins, floor_db) @ features.dct_matrix(fx.spec).T)[None].astype(np.float32),
+        fx.spec)
+    assert np.allclose(c[0], expected, atol=1e-5)
+
+
+def test_log_mel_kind_matches_too(tmp_path, fx):
+    """kind=log_mel skips the DCT: its own generated folder and build."""
+    spec = FeatureSpec(**{**fx.spec.__dict__, "kind": "log_mel"})
+    raw = features.unnormalised(fx.pcm[:8], spec).reshape(-1, spec.mel_bins).astype(np.float64)
+    spec = FeatureSpec(**{**spec.__dict__, "mean": tuple(float(v) for v in raw.mean(0)),
+                          "std": tuple(float(v) for v in np.maximum(raw.std(0), 1e-6))})
+    model = _tiny_int8_model(spec, features.compute(fx.pcm, spec))
+    quant = _io_quantization(model)
+    build = _build_host(_export_inputs(tmp_path, model, spec, {"tflm_arena_bytes": 16384, **quant}),
+                        tmp_path / "build")
+    c, c8 = _c_features(build, fx.pcm, spec)
+    py = features.compute(fx.pcm, spec)
+    py8 = quantize_input(py, quant["input_scale"], quant["input_zero_point"])
+    print(f"\nlog_mel: largest |difference| {np.abs(c - py).max():.3g}, "
+          f"int8 equal on {(c8 == py8).mean():.4%}")
+    assert np.abs(c - py).max() < FLOAT_BOUND
+    assert (c8 == py8).mean() >= 0.999 and np.abs(c8.astype(int) - py8).max() <= 1
+
+
+def test_export_refuses_fft_size_that_is_not_a_power_of_two(fx):
+    bad = FeatureSpec(**{**fx.spec.__dict__, "fft_size": 500})
+    with pytest.raises(ExportError, match="fft_size=500 must be a power of two"):
+        generate(fx.model, bad, {"tflm_arena_bytes": 16384}, header_comment({}))
+
+
+REAL = {"model": REPO / "models/model_int8.tflite", "spec": REPO / "data/features/spec.json",
+        "report": REPO / "reports/quantize.json", "test": REPO / "data/features/test.npz",
+        "manifest": REPO / "data/raw/manifest.csv"}
+
+
+@needs_gcc
+@pytest.mark.skipif(not all(p.is_file() for p in REAL.values()),
+                    reason="needs the pipeline's outputs (`make run`): " + ", ".join(
+                        str(p.relative_to(REPO)) for p in REAL.values() if not p.is_file()))
+def test_real_test_split_features_equal_the_training_features(tmp_path):
+    """Every clip of the pipeline's test split, through the C frontend built
+    from the pipeline's own generated tables, against data/features/test.npz."""
+    generated = tmp_path / "generated"
+    export(REAL["model"], REAL["spec"], REAL["report"], generated)
+    build = _build_host(generated, tmp_path / "build")
+    spec = FeatureSpec.load(REAL["spec"])
+    report = json.loads(REAL["report"].read_text())
+    stored = np.load(REAL["test"])
+    with open(REAL["manifest"], newline="") as f:
+        test_rows = {row["path"] for row in csv.DictReader(f) if row["split"] == "test"}
+    paths = [str(p) for p in stored["path"]]
+    assert set(paths) <= test_rows
+    pcm = np.stack([audio.load_clip(REAL["manifest"].parent / p, spec.sample_rate, spec.clip_samples)
+                    for p in paths])
+    c, c8 = _c_features(build, pcm, spec)
+    py8 = quantize_input(stored["x"], report["input_scale"], report["input_zero_point"])
+    diff = float(np.abs(c - stored["x"]).max())
+    model = REAL["model"].read_bytes()
+    same = (_predict(model, c8).argmax(1) == _predict(model, py8).argmax(1)).mean()
+    print(f"\n{len(paths)} test clips: largest |difference| {diff:.3g}, int8 equal on "
+          f"{(c8 == py8).mean():.4%}, same prediction on {same:.2%}")
+    assert diff < FLOAT_BOUND
+    assert (c8 == py8).mean() >= 0.999 and np.abs(c8.astype(int) - py8).max() <= 1
+    assert same == 1.0
+
+
+# ---------------------------------------------------------------- on the Cortex-M4F
+
+def _write_test_clips(folder: Path, pcm: np.ndarray) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "test_clips.h").write_text(
+        "/* Written by tests/test_firmware_core.py. */\n#include <stdint.h>\n"
+        '#include "feature_config.h"\n'
+        f"#define KEYSPOT_TEST_CLIPS {len(pcm)}\n"
+        "extern const int16_t g_test_clips[KEYSPOT_TEST_CLIPS][KEYSPOT_CLIP_SAMPLES];\n")
+    rows = ",\n".join("  {" + ", ".join(str(int(v)) for v in clip) + "}" for clip in pcm)
+    (folder / "test_clips.c").write_text(
+        '#include "test_clips.h"\n'
+        f"const int16_t g_test_clips[KEYSPOT_TEST_CLIPS][KEYSPOT_CLIP_SAMPLES] = {{\n{rows}\n}};\n")
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                    reason="needs arm-none-eabi-gcc (with newlib) and qemu-system-arm "
+                           "(scripts/setup.sh installs them)")
+def test_cortex_m4_under_qemu_computes_the_host_features(fx, tmp_path):
+    pick = [0, fx.names.index("silence"), fx.names.index("full-scale square"),
+            fx.names.index("clipped speech")]
+    pcm = fx.pcm[pick]
+    _write_test_clips(tmp_path / "clips", pcm)
+    build = tmp_path / "build"
+    _run(["make", "-s", "-C", CORE, f"GENERATED={fx.generated}", f"BUILD={build}",
+          f"CLIPS={tmp_path / 'clips'}", "qemu"])
+    result = subprocess.run(
+        ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
+         "-semihosting-config", "enable=on,target=native", "-kernel", str(build / "keyspot_qemu.elf")],
+        capture_output=True, timeout=60)
+    lines = result.stdout.decode("ascii", "replace").splitlines()
+    assert result.returncode == 0 and lines and lines[-1] == "done", (
+        result.returncode, result.stdout[-2000:], result.stderr[-2000:])
+    target8 = np.stack([np.frombuffer(bytes.fromhex(line.split()[3]), np.int8)
+                        for line in lines if line.split()[2:3] == ["int8"]])
+    target = np.stack([np.frombuffer(bytes.fromhex(line.split()[3]), ">u4").astype("<u4").view("<f4")
+                       for line in lines if line.split()[2:3] == ["float"]])
+    host, host8 = _c_features(fx.build, pcm, fx.spec)
+    host, host8 = host.reshape(len(pcm), -1), host8.reshape(len(pcm), -1)
+    identical = float((target.view("<u4") == host.view("<u4")).mean())
+    print(f"\nQEMU mps2-an386: {len(pcm)} clips, int8 identical: {np.array_equal(target8, host8)}, "
+          f"float32 bit-identical on {identical:.2%}, largest |difference| {np.abs(target - host).max():.3g}")
+    assert np.array_equal(target8, host8)
+    assert np.abs(target - host).max() < 1e-5
+
+
+# ---------------------------------------------------------------- recognizer
+
+@pytest.fixture(scope="module")
+def recognize(tmp_path_factory):
+    if shutil.which("gcc") is None or shutil.which("make") is None:
+        pytest.skip("needs host gcc and make")
+    build = tmp_path_factory.mktemp("recognizer")
+    # The recognizer needs no generated folder; any existing path will do.
+    _run(["make", "-s", "-C", CORE, f"BUILD={build}", f"{build}/keyspot_recognize"])
+
+    def run(results, num_labels=NUM_LABELS, params=None, check=True):
+        text = "".join(f"{t} " + " ".join(str(int(s)) for s in scores) + "\n" for t, scores in results)
+        args = [build / "keyspot_recognize", num_labels, *(params or [])]
+        proc = subprocess.run([str(a) for a in args], input=text.encode(), capture_output=True)
+        if check:
+            assert proc.returncode == 0, proc.stderr.decode()
+            return [tuple(int(v) for v in line.split()) for line in proc.stdout.decode().splitlines()]
+        return proc
+
+    return run
+
+
+def _scores(label: int, level: int = 127, rest: int = -128, num_labels: int = NUM_LABELS):
+    """int8 scores: `label` at `level`, the others at `rest`."""
+    return [level if i == label else rest for i in range(num_labels)]
+
+
+def _stream(segments, step_ms=100):
+    """[(duration_ms, scores)] -> [(time_ms, scores)] every step_ms."""
+    out, t = [], 0
+    for duration, scores in segments:
+        for _ in range(duration // step_ms):
+            out.append((t, scores))
+            t += step_ms
+    return out
+
+
+def test_recognizer_detects_a_keyword_once(recognize):
+    # The model scores a keyword high while it is anywhere in its 1 s input.
+    results = _stream([(1000, _scores(0)), (1000, _scores(2)), (2000, _scores(0))])
+    detections = recognize(results)
+    assert len(detections) == 1
+    t, label, score = detections[0]
+    assert label == 2 and 1000 <= t < 2300 and score > 200
+
+
+def test_recognizer_suppresses_repeats_inside_suppression(recognize):
+    held = recognize(_stream([(500, _scores(0)), (4000, _scores(3))]))
+    times = [t for t, _, _ in held]
+    assert [label for _, label, _ in held] == [3] * len(held) and len(held) >= 2
+    assert all(b - a > 1500 for a, b in zip(times, times[1:], strict=False))
+    # A short averaging window makes each word detectable within 300 ms. A
+    # second word 300 ms after the first, inside suppression_ms: not reported,
+    # whatever its label; the same words 2 s apart: both.
+    sharp = ["300", "200", "1500", "3", "3"]
+    two = recognize(_stream([(1000, _scores(0)), (500, _scores(2)), (300, _scores(0)),
+                             (500, _scores(4)), (2000, _scores(0))]), params=sharp)
+    assert [label for _, label, _ in two] == [2]
+    apart = recognize(_stream([(1000, _scores(0)), (500, _scores(2)), (2000, _scores(0)),
+                               (500, _scores(4)), (2000, _scores(0))]), params=sharp)
+    assert [label for _, label, _ in apart] == [2, 4]
+
+
+def test_recognizer_threshold_is_strict(recognize):
+    # Averaged score 200 of 255 (int8 72) is not above the default threshold; 201 is.
+    assert recognize(_stream([(2000, _scores(2, level=72))])) == []
+    assert [label for _, label, _ in recognize(_stream([(1500, _scores(2, level=73))]))] == [2]
+    params = ["1000", "150", "1500", "3", "3"]
+    assert [label for _, label, _ in recognize(_stream([(1500, _scores(2, level=30))]), params=params)] == [2]
+
+
+def test_recognizer_needs_minimum_count_in_window(recognize):
+    sparse = _stream([(6000, _scores(2))], step_ms=600)  # at most 2 results per 1000 ms
+    assert recognize(sparse) == []
+    assert recognize(sparse, params=["1000", "200", "1500", "2", "3"])[0][1] == 2
+
+
+def test_recognizer_ignores_silence_and_unknown_unless_configured(recognize):
+    assert recognize(_stream([(1500, _scores(0)), (1500, _scores(1))])) == []
+    only_unknown_ignored = ["1000", "200", "1500", "3", "0x2"]
+    assert [label for _, label, _ in recognize(_stream([(1500, _scores(0))]),
+                                               params=only_unknown_ignored)] == [0]
+    assert recognize(_stream([(1500, _scores(1))]), params=only_unknown_ignored) == []
+
+
+def test_recognizer_rejects_time_going_backwards(recognize):
+    proc = recognize([(100, _scores(0)), (50, _scores(0))], check=False)
+    assert proc.returncode == 1 and b"line 2" in proc.stderr
