@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -55,20 +56,17 @@ def save_npz(dest: Path | str, /, **arrays: np.ndarray) -> None:
     write_bytes(dest, buffer.getvalue())
 
 
-def normalise_zip(path: Path | str, drop_json_keys: dict[str, tuple[str, ...]] | None = None) -> None:
-    """Rewrite a zip with fixed entry times, sorted entries and, for the named
-    JSON members, the given keys removed (Keras writes `date_saved`)."""
+def normalise_zip(path: Path | str, rewrite: dict[str, Callable[[bytes], bytes]] | None = None) -> None:
+    """Rewrite a zip with fixed entry times and sorted entries, passing the
+    named members through their `rewrite` function first."""
     path = Path(path)
-    drop_json_keys = drop_json_keys or {}
+    rewrite = rewrite or {}
     out = io.BytesIO()
     with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
         for name in sorted(src.namelist()):
             data = src.read(name)
-            if name in drop_json_keys:
-                meta = json.loads(data)
-                for key in drop_json_keys[name]:
-                    meta.pop(key, None)
-                data = json.dumps(meta, sort_keys=True).encode()
+            if name in rewrite:
+                data = rewrite[name](data)
             info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16

@@ -10,12 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
-from keyspot import artifacts
+from keyspot import artifacts, keras_files
 from keyspot.features import FeatureSpec
 
 
@@ -98,13 +97,8 @@ def run(params, features_dir: Path, models_dir: Path, reports_dir: Path) -> dict
         models_dir, reports_dir = Path(models_dir), Path(reports_dir)
         models_dir.mkdir(parents=True, exist_ok=True)
         keras_path = models_dir / "model.keras"
-        tmp_keras = models_dir / ".model.keras.tmp.keras"
-        model.save(tmp_keras)
-        artifacts.normalise_zip(tmp_keras, {"metadata.json": ("date_saved",)})
-        os.replace(tmp_keras, keras_path)
-        with artifacts.staged_dir(models_dir / "saved_model") as tmp:
-            shutil.rmtree(tmp)
-            model.export(str(tmp), verbose=False)
+        keras_files.save_keras(model, keras_path)
+        keras_files.export_saved_model(model, models_dir / "saved_model")
 
         summary = {"best_epoch": best["epoch"], "best_val_accuracy": round(best["val_accuracy"], 6),
                    "params": int(model.count_params()), "macs": models.count_macs(model),
