@@ -30,3 +30,11 @@ def smoke_params(smoke_dict):
     from keyspot.params import from_dict
 
     return from_dict(smoke_dict)
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory, repo, smoke_dict):
+    """One `dvc repro` of the smoke config in a scratch git repo, shared by every test that needs it."""
+    from scratch_repo import build
+
+    return build(repo, tmp_path_factory.mktemp("pipeline") / "repo", smoke_dict)

@@ -1,0 +1,70 @@
+"""A scratch git + DVC copy of this checkout, reproduced on the smoke config.
+
+`tests/conftest.py` builds one per test session (the `pipeline` fixture);
+test_pipeline.py and test_remote.py both use it, so the whole pipeline runs
+once. Tests that change the scratch repo put it back as they found it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+BIN = Path(sys.executable).parent
+GIT = ["git", "-c", "init.defaultBranch=main"]
+
+
+def run(args, cwd, env, check=True) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, args))} failed ({result.returncode}):\n"
+                             f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+def build(repo: Path, root: Path, params: dict) -> dict:
+    """Copy `repo`'s files into a new git repo at `root`, write `params`, `dvc repro`, commit."""
+    from keyspot.compose import write_params
+
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=repo,
+                           capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, files):
+        if (repo / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(repo / name, root / name)
+    # A lock file from another config would only be rewritten; start clean.
+    (root / "dvc.lock").unlink(missing_ok=True)
+    write_params(params, root / "params.yaml")
+
+    env = {**os.environ,
+           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{root.parent / 'mlflow.db'}",
+           "GIT_AUTHOR_NAME": "keyspot", "GIT_AUTHOR_EMAIL": "keyspot@example.com",
+           "GIT_COMMITTER_NAME": "keyspot", "GIT_COMMITTER_EMAIL": "keyspot@example.com",
+           "DVC_NO_ANALYTICS": "1"}
+    run([*GIT, "init", "-q"], root, env)
+    run([*GIT, "add", "-A"], root, env)
+    run([*GIT, "commit", "-q", "-m", "smoke"], root, env)
+    repro = run(["dvc", "repro"], root, env)
+    run([*GIT, "add", "-A"], root, env)
+    run([*GIT, "commit", "-q", "-m", "reproduced"], root, env)
+    return {"root": root, "env": env, "repro": repro.stdout, "git": GIT}
+
+
+def output_hashes(root: Path) -> dict[str, str]:
+    """md5 of every file inside every stage output that dvc.lock names, by path."""
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    hashes = {}
+    for stage in lock["stages"].values():
+        for out in stage.get("outs", []):
+            path = root / out["path"]
+            for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+                if file.is_file():
+                    hashes[file.relative_to(root).as_posix()] = hashlib.md5(file.read_bytes()).hexdigest()
+    return hashes
