@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from scratch_repo import GIT
 from scratch_repo import run as _run
 
 pytestmark = pytest.mark.slow
@@ -50,11 +51,15 @@ def test_nothing_left_to_do(pipeline):
     assert _run(["git", "status", "--porcelain"], root, env).stdout == ""
 
 
-def test_repro_forced_gives_identical_bytes(pipeline):
+def test_fresh_clone_elsewhere_reproduces_identical_bytes(pipeline, tmp_path):
+    """A clone at another path (so other memory addresses, other temp names)
+    rebuilds every output from scratch and must pin the same hashes."""
     root, env = pipeline["root"], pipeline["env"]
-    _run(["dvc", "repro", "-f"], root, env)
-    diff = _run(["git", "diff", "--stat"], root, env).stdout
-    assert diff == "", f"outputs changed on a forced rerun:\n{diff}"
+    clone = tmp_path / "a-clone-at-a-path-of-another-length"
+    _run([*GIT, "clone", "-q", str(root), str(clone)], tmp_path, env)
+    _run(["dvc", "repro"], clone, env)
+    diff = _run(["git", "diff", "HEAD", "--stat"], clone, env).stdout
+    assert diff == "", f"outputs differ when reproduced in another clone:\n{diff}"
 
 
 def test_mlflow_run_has_params_metrics_and_tags(pipeline):
