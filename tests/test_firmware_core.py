@@ -1,16 +1,23 @@
 """firmware/core: the C frontend computes training's features, on the host and
 on a Cortex-M4F under QEMU, and the recognizer turns scores into detections.
 
-The fixture is independent of the pipeline: a realistic feature spec (16 kHz,
-1 s, 30 ms window, 20 ms hop, 512-point FFT, 40 mel bins, 10 MFCC) with
-statistics measured on espeak-ng words, a tiny int8 model, and the generated
-folder written by keyspot.export, compiled with firmware/core/Makefile.
+The `fx` fixture is independent of the pipeline: a realistic feature spec
+(16 kHz, 1 s, 30 ms window, 20 ms hop, 512-point FFT, 40 mel bins, 10 MFCC)
+with statistics measured on espeak-ng words, a tiny int8 model, and the
+generated folder written by keyspot.export, compiled with firmware/core/Makefile.
+
+The shared smoke pipeline (the `pipeline` fixture of tests/conftest.py) checks
+every clip of its test split through the generated folder that c-export wrote,
+before and after `dvc exp run` changes a feature parameter. The `keywords`
+fixture trains a small model that tells "yes" from "no", for the recognizer to
+find them in a stream of words and silence.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -283,40 +290,123 @@ def test_export_refuses_fft_size_that_is_not_a_power_of_two(fx):
         generate(fx.model, bad, {"tflm_arena_bytes": 16384}, header_comment({}))
 
 
-REAL = {"model": REPO / "models/model_int8.tflite", "spec": REPO / "data/features/spec.json",
-        "report": REPO / "reports/quantize.json", "test": REPO / "data/features/test.npz",
-        "manifest": REPO / "data/raw/manifest.csv"}
+# ---------------------------------------------------------------- the pipeline's test split
+
+GENERATED = Path("firmware/psoc6/source/generated")
+
+
+def _split_parity(root: Path, generated: Path, build_dir: Path) -> dict:
+    """Every test clip of the pipeline checkout at `root` (its manifest, spec.json
+    and int8 model) through the C frontend built from `generated`: float
+    features against keyspot.features.compute and against the features the
+    stage stored, int8 features against quantize_input, and the int8 model's
+    label from both feature sources."""
+    spec = FeatureSpec.load(root / "data/features/spec.json")
+    model = (root / "models/model_int8.tflite").read_bytes()
+    quant = _io_quantization(model)
+    with open(root / "data/raw/manifest.csv", newline="") as f:
+        paths = [row["path"] for row in csv.DictReader(f) if row["split"] == "test"]
+    assert paths, f"{root}: no test clips in the manifest"
+    stored = np.load(root / "data/features/test.npz")
+    assert [str(p) for p in stored["path"]] == paths, "test.npz does not hold every test clip, in order"
+    pcm = np.stack([audio.load_clip(root / "data/raw" / p, spec.sample_rate, spec.clip_samples)
+                    for p in paths])
+    build = _build_host(generated, build_dir)
+    c, c8 = _c_features(build, pcm, spec)
+    py = features.compute(pcm, spec)
+    py8 = quantize_input(py, quant["input_scale"], quant["input_zero_point"])
+    c_labels, py_labels = _predict(model, c8).argmax(1), _predict(model, py8).argmax(1)
+    delta = np.abs(c8.astype(np.int16) - py8.astype(np.int16))
+    result = {"clips": len(paths), "shape": spec.shape, "float_diff": float(np.abs(c - py).max()),
+              "stored_diff": float(np.abs(c - stored["x"]).max()),
+              "int8_equal": float((delta == 0).mean()), "int8_max_delta": int(delta.max()),
+              "same_label": float((c_labels == py_labels).mean())}
+    worst = _worst_by_clip(paths, c, py)[0]
+    print(f"\n{root}: {len(paths)} test clips, features {spec.shape}: largest |C - compute| "
+          f"{result['float_diff']:.3g} ({worst[1]}), |C - test.npz| {result['stored_diff']:.3g}; "
+          f"int8 equal on {result['int8_equal']:.4%} (largest difference {result['int8_max_delta']}); "
+          f"same int8-model label on {result['same_label']:.2%}")
+    assert result["float_diff"] < FLOAT_BOUND, worst
+    assert result["stored_diff"] < FLOAT_BOUND
+    assert result["int8_equal"] >= 0.999 and result["int8_max_delta"] <= 1
+    mismatched = [(p, int(a), int(b)) for p, a, b in zip(paths, c_labels, py_labels, strict=True) if a != b]
+    assert not mismatched, f"(clip, label from C features, label from Python features): {mismatched}"
+    return result
 
 
 @needs_gcc
-@pytest.mark.skipif(not all(p.is_file() for p in REAL.values()),
-                    reason="needs the pipeline's outputs (`make run`): " + ", ".join(
-                        str(p.relative_to(REPO)) for p in REAL.values() if not p.is_file()))
-def test_real_test_split_features_equal_the_training_features(tmp_path):
-    """Every clip of the pipeline's test split, through the C frontend built
-    from the pipeline's own generated tables, against data/features/test.npz."""
+@pytest.mark.slow
+def test_pipeline_test_split_through_the_generated_firmware_folder(pipeline, tmp_path):
+    """The smoke pipeline's own c-export output, compiled as it is, on every test clip."""
+    root = pipeline["root"]
+    _split_parity(root, root / GENERATED, tmp_path / "build")
+
+
+REAL = [REPO / p for p in ("models/model_int8.tflite", "data/features/spec.json", "reports/quantize.json",
+                           "data/features/test.npz", "data/raw/manifest.csv")]
+
+
+@needs_gcc
+@pytest.mark.skipif(not all(p.is_file() for p in REAL),
+                    reason="needs this checkout's pipeline outputs (`make run`): " + ", ".join(
+                        str(p.relative_to(REPO)) for p in REAL if not p.is_file()))
+def test_this_checkouts_test_split_when_it_has_been_reproduced(tmp_path):
+    """The same on this checkout's full-size outputs where `make run` made them
+    (locally; CI has none): exported afresh, as the workspace may hold a
+    generated folder from another run."""
     generated = tmp_path / "generated"
-    export(REAL["model"], REAL["spec"], REAL["report"], generated)
-    build = _build_host(generated, tmp_path / "build")
-    spec = FeatureSpec.load(REAL["spec"])
-    report = json.loads(REAL["report"].read_text())
-    stored = np.load(REAL["test"])
-    with open(REAL["manifest"], newline="") as f:
-        test_rows = {row["path"] for row in csv.DictReader(f) if row["split"] == "test"}
-    paths = [str(p) for p in stored["path"]]
-    assert set(paths) <= test_rows
-    pcm = np.stack([audio.load_clip(REAL["manifest"].parent / p, spec.sample_rate, spec.clip_samples)
-                    for p in paths])
-    c, c8 = _c_features(build, pcm, spec)
-    py8 = quantize_input(stored["x"], report["input_scale"], report["input_zero_point"])
-    diff = float(np.abs(c - stored["x"]).max())
-    model = REAL["model"].read_bytes()
-    same = (_predict(model, c8).argmax(1) == _predict(model, py8).argmax(1)).mean()
-    print(f"\n{len(paths)} test clips: largest |difference| {diff:.3g}, int8 equal on "
-          f"{(c8 == py8).mean():.4%}, same prediction on {same:.2%}")
-    assert diff < FLOAT_BOUND
-    assert (c8 == py8).mean() >= 0.999 and np.abs(c8.astype(int) - py8).max() <= 1
-    assert same == 1.0
+    export(*REAL[:3], generated)
+    _split_parity(REPO, generated, tmp_path / "build")
+
+
+# ---------------------------------------------------------------- a feature parameter changes
+
+def _c_array_length(source: str, name: str) -> int:
+    """Number of initialisers of the C array `name` in generated `source`."""
+    body = source[source.index(f" {name}["):]
+    body = body[body.index("{") + 1:body.index("};")]
+    return len([v for v in body.split(",") if v.strip()])
+
+
+@needs_gcc
+@pytest.mark.slow
+def test_feature_parameter_change_regenerates_the_tables_and_parity_holds(pipeline, tmp_path):
+    """`dvc exp run -S features.num_mfcc=13` reruns features and all after it
+    (not fetch), rewrites the generated folder for 13 coefficients, and the C
+    frontend built from it still computes the new features."""
+    from scratch_repo import run as scratch_run
+
+    root, env = pipeline["root"], pipeline["env"]
+    generated = root / GENERATED
+    names = ("feature_config.h", "feature_config.c", "frontend_tables.c")
+    before = {name: (generated / name).read_text() for name in names}
+    old = FeatureSpec.load(root / "data/features/spec.json")
+    assert old.num_mfcc != 13
+    try:
+        out = scratch_run(["dvc", "exp", "run", "-S", "experiment=smoke", "-S", "features.num_mfcc=13"],
+                          root, env).stdout
+        # A stage DVC restored from its run cache (an earlier identical run in the
+        # same scratch repo) counts as rerun: its outputs changed all the same.
+        ran = set(re.findall(r"Running stage '([^']+)'|Stage '([^']+)' is cached - skipping run", out))
+        ran = {a or b for a, b in ran}
+        assert "fetch" not in ran, out
+        assert {"features", "train", "evaluate", "quantize", "c-export"} <= ran, out
+        after = {name: (generated / name).read_text() for name in names}
+        assert [name for name in names if after[name] == before[name]] == []
+        assert re.search(r"#define KEYSPOT_NUM_MFCC +13\n", after["feature_config.h"])
+        assert re.search(r"#define KEYSPOT_NUM_COEFFICIENTS +13\n", after["feature_config.h"])
+        assert _c_array_length(before["frontend_tables.c"], "g_frontend_dct") == old.num_mfcc * old.mel_bins
+        assert _c_array_length(after["frontend_tables.c"], "g_frontend_dct") == 13 * old.mel_bins
+        assert _c_array_length(after["feature_config.c"], "g_feature_mean") == 13
+        result = _split_parity(root, generated, tmp_path / "build")
+        assert result["shape"] == (old.num_frames, 13)
+    finally:
+        # Back to the committed state, as test_pipeline.py's exp-run test leaves it.
+        scratch_run(["git", "checkout", "--", "."], root, env)
+        scratch_run(["dvc", "checkout", "-q"], root, env, check=False)
+    assert scratch_run(["git", "status", "--porcelain"], root, env).stdout == ""
+    assert {name: (generated / name).read_text() for name in names} == before
+    assert FeatureSpec.load(root / "data/features/spec.json") == old
 
 
 # ---------------------------------------------------------------- on the Cortex-M4F
@@ -453,3 +543,178 @@ def test_recognizer_ignores_silence_and_unknown_unless_configured(recognize):
 def test_recognizer_rejects_time_going_backwards(recognize):
     proc = recognize([(100, _scores(0)), (50, _scores(0))], check=False)
     assert proc.returncode == 1 and b"line 2" in proc.stderr
+
+
+# ---------------------------------------------------------------- keywords in a stream
+#
+# A model that really tells "yes" from "no": trained here on espeak-ng words
+# of ten voices, each placed anywhere in the 1 s input with at least 40% of
+# it inside, mixed with noise, against silence (zeros and noise) and other
+# words (_unknown_). The stream is spoken by an eleventh voice.
+
+KEYWORD_LABELS = ("_silence_", "_unknown_", "yes", "no")
+KEYWORD_WORDS = {"yes": 2, "no": 3, "up": 1, "go": 1, "left": 1, "stop": 1}
+TRAIN_VOICES = ("en-us+m1", "en+m3", "en-gb+f2", "en-029+m2", "en-us+f4", "en-gb-scotland+m4",
+                "en+f5", "en-us+m7", "en-gb-x-rp+m2", "en+f1")
+STREAM_VOICE = "en-us+f3"
+STREAM_HOP_MS = 100
+# micro_speech's threshold, suppression, minimum count and ignored labels
+# (_silence_, _unknown_), averaged over 500 ms instead of 1000: a 0.4 s word
+# fills a 1 s input for well under a second.
+STREAM_RECOGNIZER = {"average_window_ms": 500, "detection_threshold": 200, "suppression_ms": 1500,
+                     "minimum_count": 3, "ignore_mask": 0b11}
+
+
+def _espeak_word(folder: Path, text: str, voice: str, speed: int, sample_rate: int) -> np.ndarray:
+    """A spoken word at `sample_rate`, float in [-1, 1), trimmed to where it is audible."""
+    wav = folder / f"{text}_{voice}_{speed}.wav"
+    _run(["espeak-ng", "-v", voice, "-s", speed, "-w", wav, text])
+    samples, rate = audio.decode(wav)
+    x = audio.resample(audio.to_mono(samples), rate, sample_rate)
+    loud = np.flatnonzero(np.abs(x) > 0.02 * np.abs(x).max())
+    return x[loud[0]:loud[-1] + 1]
+
+
+def _keyword_training_set(folder: Path, spec: FeatureSpec, rng) -> tuple[np.ndarray, np.ndarray]:
+    n = spec.clip_samples
+    words = [(label, _espeak_word(folder, word, voice, speed, spec.sample_rate))
+             for word, label in KEYWORD_WORDS.items() for voice in TRAIN_VOICES for speed in (150, 190)]
+
+    def noise():
+        level = rng.choice([0.0, rng.uniform(1, 300)])
+        return rng.standard_normal(n) * level / 32768
+
+    pcm, y = [], []
+    for _ in range(8):
+        for label, word in words:
+            length = len(word)
+            start = int(rng.integers(-int(0.6 * length), n - int(0.4 * length) + 1))
+            clip, a, b = noise(), max(start, 0), min(start + length, n)
+            clip[a:b] += word[a - start:b - start] * rng.uniform(0.3, 1.0)
+            pcm.append(audio.to_int16(clip))
+            y.append(label)
+    for _ in range(len(pcm) // 4):
+        pcm.append(audio.to_int16(noise()))
+        y.append(0)
+    return np.stack(pcm), np.array(y)
+
+
+def _train_keyword_model(folder: Path, spec: FeatureSpec, x: np.ndarray, y: np.ndarray, rng) -> bytes:
+    """A small conv net, trained for a few seconds, as int8 by keyspot.quantize.convert.
+    Max pooling over the whole input makes it indifferent to where the word is."""
+    import keras
+    from keras import layers
+
+    from keyspot.keras_files import export_saved_model
+    from keyspot.quantize import convert
+    from keyspot.train import class_weights
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((*spec.shape, 1))
+    h = layers.Conv2D(8, (5, 3), strides=2, padding="same", activation="relu")(inputs)
+    h = layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(h)
+    outputs = layers.Dense(len(spec.labels), activation="softmax")(layers.GlobalMaxPooling2D()(h))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(x[..., None], y, epochs=15, batch_size=32, verbose=0,
+              class_weight=class_weights(y, len(spec.labels)))
+    export_saved_model(model, folder / "saved_model")
+    return convert(folder / "saved_model", x[rng.choice(len(x), 100, replace=False)][..., None])
+
+
+class KeywordFixture:
+    spec: FeatureSpec
+    model: bytes
+    build: Path
+    stream: np.ndarray
+    words: list[tuple[str, int, int]]   # (word, first ms, last ms) in the stream
+
+
+@pytest.fixture(scope="module")
+def keywords(tmp_path_factory) -> KeywordFixture:
+    if shutil.which("espeak-ng") is None or shutil.which("gcc") is None or shutil.which("make") is None:
+        pytest.skip("needs espeak-ng, gcc and make")
+    root = tmp_path_factory.mktemp("keywords")
+    rng = np.random.default_rng(0)
+    spec = _base_spec(labels=KEYWORD_LABELS)
+    pcm, y = _keyword_training_set(root, spec, rng)
+    raw = features.unnormalised(pcm, spec)
+    flat = raw.reshape(-1, spec.num_coefficients).astype(np.float64)
+    spec = FeatureSpec(**{**spec.__dict__, "mean": tuple(float(v) for v in flat.mean(0)),
+                          "std": tuple(float(v) for v in np.maximum(flat.std(0), 1e-6))})
+    k = KeywordFixture()
+    k.spec = spec
+    k.model = _train_keyword_model(root, spec, features.normalise(raw, spec), y, rng)
+    quant = _io_quantization(k.model)
+    k.build = _build_host(_export_inputs(root, k.model, spec, {"tflm_arena_bytes": 16384, **quant}),
+                          root / "build")
+
+    # silence, "yes", 1.5 s silence, "no", 1.5 s silence, "yes", silence; quiet noise throughout.
+    sr = spec.sample_rate
+    spoken = {word: _espeak_word(root, word, STREAM_VOICE, 175, sr) for word in ("yes", "no")}
+    parts, k.words, at = [], [], 0
+    for word, pause in ((None, 1.2), ("yes", 1.5), ("no", 1.5), ("yes", 1.5)):
+        if word:
+            parts.append(spoken[word])
+            k.words.append((word, at * 1000 // sr, (at + len(spoken[word]) - 1) * 1000 // sr))
+            at += len(spoken[word])
+        parts.append(np.zeros(round(pause * sr)))
+        at += round(pause * sr)
+    noise = np.random.default_rng(1).standard_normal(at) * 30 / 32768
+    k.stream = audio.to_int16(np.concatenate(parts) + noise)
+    return k
+
+
+def _stream_scores(k: KeywordFixture) -> tuple[np.ndarray, np.ndarray]:
+    """A 1 s window every STREAM_HOP_MS through the C frontend and the int8 model:
+    (end time of each window in ms, int8 scores)."""
+    n, hop = k.spec.clip_samples, k.spec.sample_rate * STREAM_HOP_MS // 1000
+    starts = np.arange(0, len(k.stream) - n + 1, hop)
+    _, c8 = _c_features(k.build, np.stack([k.stream[a:a + n] for a in starts]), k.spec)
+    return (starts + n) * 1000 // k.spec.sample_rate, _predict(k.model, c8)
+
+
+def _recognize_stream(k: KeywordFixture, times, scores, **changes) -> list[tuple[int, int, int]]:
+    p = {**STREAM_RECOGNIZER, **changes}
+    text = "".join(f"{t} " + " ".join(str(int(s)) for s in row) + "\n" for t, row in zip(times, scores, strict=True))
+    args = [k.build / "keyspot_recognize", len(k.spec.labels), p["average_window_ms"], p["detection_threshold"],
+            p["suppression_ms"], p["minimum_count"], hex(p["ignore_mask"])]
+    out = _run(args, input=text.encode()).stdout.decode()
+    return [tuple(int(v) for v in line.split()) for line in out.splitlines()]
+
+
+def _averaged(times, scores, window_ms: int) -> np.ndarray:
+    """What the recognizer averages: scores + 128 of the results at most window_ms old, floor mean."""
+    shifted = scores.astype(np.int64) + 128
+    return np.stack([shifted[(times <= t) & (times >= t - window_ms)].sum(0)
+                     // ((times <= t) & (times >= t - window_ms)).sum() for t in times])
+
+
+def test_recognizer_finds_yes_no_yes_in_a_stream_of_an_unseen_voice(keywords):
+    k = keywords
+    times, scores = _stream_scores(k)
+    detections = _recognize_stream(k, times, scores)
+    averaged = _averaged(times, scores, STREAM_RECOGNIZER["average_window_ms"])
+    peaks = [int(averaged[(times > first) & (times <= last + 1000), k.spec.labels.index(word)].max())
+             for word, first, last in k.words]
+    print(f"\nstream of {len(k.stream) / k.spec.sample_rate:.1f} s ({STREAM_VOICE}), words (ms) {k.words}; "
+          f"detections (ms, label, score of 255): {detections}; peak averaged score of each word {peaks}")
+    assert [k.spec.labels[label] for _, label, _ in detections] == [word for word, _, _ in k.words]
+    for (t, _, _), (word, first, last) in zip(detections, k.words, strict=True):
+        # Inside the word's span: the 1 s window that ends at t holds some of it.
+        assert first < t <= last + 1000, (word, first, last, t)
+    # The recognizer averages as the Python reading of it does.
+    for t, label, score in detections:
+        assert averaged[list(times).index(t), label] == score
+
+
+def test_recognizer_stays_silent_with_the_threshold_above_every_averaged_score(keywords):
+    k = keywords
+    times, scores = _stream_scores(k)
+    averaged = _averaged(times, scores, STREAM_RECOGNIZER["average_window_ms"])
+    keywords_only = averaged[STREAM_RECOGNIZER["minimum_count"] - 1:, 2:]
+    highest = int(keywords_only.max())
+    print(f"\nhighest averaged keyword score {highest} of 255")
+    assert _recognize_stream(k, times, scores, detection_threshold=highest) == []
+    assert len(_recognize_stream(k, times, scores, detection_threshold=highest - 1)) >= 1
