@@ -44,6 +44,8 @@ class Classifier:
             self.model = keras.models.load_model(self.model_path)
 
     def probabilities(self, pcm: np.ndarray) -> np.ndarray:
+        from keyspot.quantize import quantize_input
+
         x = features.compute(pcm, self.spec)[..., None]
         if self.model is not None:
             return self.model.predict(x, verbose=0)
@@ -53,8 +55,7 @@ class Classifier:
         out_scale, out_zero = out["quantization"]
         result = []
         for example in x:
-            q = np.clip(np.round(example / in_scale) + in_zero, -128, 127).astype(np.int8)
-            self.interpreter.set_tensor(inp["index"], q[None])
+            self.interpreter.set_tensor(inp["index"], quantize_input(example, in_scale, in_zero)[None])
             self.interpreter.invoke()
             result.append((self.interpreter.get_tensor(out["index"])[0].astype(np.float32) - out_zero) * out_scale)
         return np.stack(result)
