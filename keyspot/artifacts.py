@@ -31,6 +31,7 @@ def write_bytes(path: Path | str, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make outputs private
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -78,24 +79,27 @@ def normalise_zip(path: Path | str, rewrite: dict[str, Callable[[bytes], bytes]]
 def staged_dir(path: Path | str):
     """Yield a temporary sibling folder; on success it replaces `path`.
 
-    On an exception (or a kill) the previous `path` is left as it was.
+    On an exception (or a kill) the previous `path` is left as it was, also
+    when the swap itself fails half-way.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    os.chmod(tmp, 0o755)  # mkdtemp's 0700 would make outputs private
+    old = None
     try:
         yield tmp
         if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(path)
+            old = tmp.with_name(tmp.name[:-len(".tmp")] + ".old")
+            os.replace(path, old)
+        os.replace(tmp, path)
     except BaseException:
+        if old is not None and not path.exists():
+            os.replace(old, path)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if old is not None:
+        shutil.rmtree(old)
 
 
 def clear_stale(path: Path | str) -> None:

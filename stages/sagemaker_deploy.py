@@ -6,10 +6,10 @@ with deploy.enabled=true does it talk to AWS (S3 upload, SageMaker endpoint).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
+from keyspot import artifacts
 from keyspot import params as params_mod
 from keyspot.deploy import DeployError, package
 from keyspot.features import FeatureSpec
@@ -38,8 +38,7 @@ def main() -> int:
     except (params_mod.ParamsError, DeployError) as err:
         print(f"sagemaker-deploy: {err}", file=sys.stderr)
         return 2
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    artifacts.write_json(REPORT, report)
     return 0
 
 

@@ -18,14 +18,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import os
 import tarfile
-import tempfile
 from pathlib import Path
 
 import keyspot.audio
 import keyspot.features
 import keyspot.serve.handler
+from keyspot import artifacts
 from keyspot.deploy import DeployError
 from keyspot.features import FeatureSpec
 
@@ -146,14 +145,5 @@ def build(saved_model: Path | str, spec_path: Path | str, out: Path | str) -> st
     """Write the SageMaker model archive to `out` atomically; return its sha256."""
     saved_model, spec_path, out = Path(saved_model), Path(spec_path), Path(out)
     data = archive(_entries(saved_model, spec_path))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    artifacts.write_bytes(out, data)
     return hashlib.sha256(data).hexdigest()

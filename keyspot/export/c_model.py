@@ -12,13 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from keyspot import artifacts
 from keyspot.export import frontend_tables
 from keyspot.export.tflite_model import ModelFileError, ModelInfo, inspect, resolver_method
 from keyspot.features import FeatureSpec
@@ -265,28 +263,12 @@ def generate(model: bytes, spec: FeatureSpec, report: dict, comment: str,
 
 
 def write_folder(files: dict[str, str], out_dir: Path) -> None:
-    """Make `out_dir` hold exactly `files`: written into a temporary folder
-    beside it, then swapped in, so readers never see a partial folder."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    old = None
-    try:
-        os.chmod(tmp, 0o755)
+    """Make `out_dir` hold exactly `files`, swapped in whole so that readers
+    never see a partial folder."""
+    with artifacts.staged_dir(out_dir) as tmp:
         for name, text in sorted(files.items()):
             with open(tmp / name, "w", encoding="utf-8", newline="\n") as f:
                 f.write(text)
-        if out_dir.exists():
-            old = out_dir.with_name(tmp.name[:-len(".tmp")] + ".old")
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        if old is not None and not out_dir.exists():
-            os.replace(old, out_dir)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old)
 
 
 def _read(path: Path) -> bytes:
