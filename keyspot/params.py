@@ -34,7 +34,8 @@ class Augment:
 
 
 @dataclasses.dataclass(frozen=True)
-class Dataset:
+class SyntheticDataset:
+    """Keywords spoken by espeak-ng and flite voices (keyspot/data/synthetic.py)."""
     name: str
     keywords: tuple[str, ...]
     unknown_words: tuple[str, ...]
@@ -50,6 +51,15 @@ class Dataset:
     noise_snr_db_range: tuple[float, float]
     split_fractions: dict[str, float]
     workers: int
+
+
+# dataset.name -> the dataclass of that source's keys. Each source of
+# keyspot/data/ adds its own; `dataset.name` picks which one validates the
+# group, so a key of another source is reported as unknown.
+DATASETS: dict[str, type] = {
+    "synthetic": SyntheticDataset,
+}
+Dataset = SyntheticDataset  # typing alias: any value of DATASETS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,11 +125,15 @@ class Tracking:
     experiment: str
 
 
+class _AnyDataset:
+    """Marks Params.dataset: validated by the dataclass DATASETS names."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Params:
     seed: int
     tracking: Tracking
-    dataset: Dataset
+    dataset: _AnyDataset
     features: Features
     model: Model
     train: Train
@@ -138,6 +152,13 @@ _CHOICES = {
 def _convert(value, hint, key: str):
     """Return `value` as type `hint`, or raise ParamsError naming `key`."""
     origin = typing.get_origin(hint)
+    if hint is _AnyDataset:
+        if not isinstance(value, dict):
+            raise ParamsError(f"{key}: expected a mapping, got {value!r}")
+        source = value.get("name")
+        if source not in DATASETS:
+            raise ParamsError(f"{key}.name: {source!r} is not one of {sorted(DATASETS)}")
+        return _build(DATASETS[source], value, key)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, key)
     if origin is tuple:
@@ -194,16 +215,27 @@ def _build(cls, data, prefix: str):
     return cls(**values)
 
 
-def _check(params: Params) -> None:
-    ds = params.dataset
-    if not ds.keywords:
-        raise ParamsError("dataset.keywords: at least one keyword is needed")
+def _check_synthetic(ds: SyntheticDataset) -> None:
     if set(ds.split_fractions) != {"val", "test"}:
         raise ParamsError("dataset.split_fractions: give exactly the keys val and test")
     if sum(ds.split_fractions.values()) >= 1.0:
         raise ParamsError("dataset.split_fractions: val + test must leave voices for train")
     if len(set(ds.voices)) < 3:
         raise ParamsError("dataset.voices: at least three distinct voices (train, val, test)")
+
+
+# dataset.name -> checks across that source's keys, beyond their types.
+_DATASET_CHECKS = {
+    "synthetic": _check_synthetic,
+}
+
+
+def _check(params: Params) -> None:
+    ds = params.dataset
+    if not ds.keywords:
+        raise ParamsError("dataset.keywords: at least one keyword is needed")
+    if ds.name in _DATASET_CHECKS:
+        _DATASET_CHECKS[ds.name](ds)
     if params.features.num_mfcc > params.features.mel_bins:
         raise ParamsError("features.num_mfcc: must not exceed features.mel_bins")
     if params.features.mel_fmax > ds.sample_rate / 2:

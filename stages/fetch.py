@@ -1,10 +1,10 @@
-"""fetch: generate the synthetic dataset into data/raw/ (clips, manifest.csv, labels.json)."""
+"""fetch: write the configured dataset into data/raw/ (clips, manifest.csv, labels.json)."""
 
 import sys
 from pathlib import Path
 
 import keyspot.params
-from keyspot.data import synthetic, tts
+from keyspot.data import sources, synthetic, tts
 
 OUT = Path("data/raw")
 
@@ -12,7 +12,7 @@ OUT = Path("data/raw")
 def main() -> int:
     try:
         params = keyspot.params.load()
-        summary = synthetic.generate(params.dataset, params.seed, OUT)
+        summary = sources.fetch(params.dataset, params.seed, OUT)
     except (keyspot.params.ParamsError, tts.MissingToolError) as err:
         print(f"fetch: {err}", file=sys.stderr)
         return 2

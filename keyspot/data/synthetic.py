@@ -28,7 +28,8 @@ from tqdm import tqdm
 from keyspot import audio
 from keyspot.data import tts
 from keyspot.data.manifest import SPLITS, Row, write_manifest
-from keyspot.params import Dataset, ParamsError
+from keyspot.params import ParamsError
+from keyspot.params import SyntheticDataset as Dataset
 
 SILENCE = "_silence_"
 UNKNOWN = "_unknown_"
