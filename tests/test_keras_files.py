@@ -18,7 +18,7 @@ from keyspot.train import make_deterministic
 
 make_deterministic(7)
 ballast = [object() for _ in range(int(sys.argv[2]))]  # shifts every later address
-p = SimpleNamespace(name="ds_cnn", filters=8, blocks=2, first_kernel=(10, 4), first_stride=(2, 2), dropout=0.1)
+p = SimpleNamespace(name="ds_cnn_s", filters=8, blocks=2, first_kernel=(10, 4), first_stride=(2, 2), dropout=0.1)
 model = models.build(p, (49, 10), 5)
 out = Path(sys.argv[1])
 keras_files.save_keras(model, out / "model.keras")

@@ -18,7 +18,7 @@ def test_committed_params_equal_fresh_composition(repo):
 def test_committed_params_load(repo):
     params = load(repo / "params.yaml")
     assert params.dataset.keywords[:2] == ("yes", "no")  # strings, not YAML 1.1 booleans
-    assert params.model.name == "ds_cnn"
+    assert params.model.name == "ds_cnn_s"
 
 
 @pytest.mark.parametrize("group", ["dataset", "features", "model", "train", "quantize", "export", "deploy"])

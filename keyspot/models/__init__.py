@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from keyspot.models import ds_cnn, tiny_conv
+from keyspot.models import cnn, ds_cnn, tiny_conv
 
-# name -> build(params.model, input_shape, num_labels) -> keras.Model
+# model.name -> build(params.model, input_shape, num_labels) -> keras.Model.
+# conf/model/<name>.yaml holds each one's size; DS-CNN S and M share a builder.
 REGISTRY: dict[str, Callable] = {
-    "ds_cnn": ds_cnn.build,
+    "ds_cnn_s": ds_cnn.build,
+    "ds_cnn_m": ds_cnn.build,
     "tiny_conv": tiny_conv.build,
+    "cnn": cnn.build,
 }
 
 

@@ -32,4 +32,4 @@ def build(p, input_shape: tuple[int, int], num_labels: int) -> keras.Model:
     x = layers.AveragePooling2D(pool_size=tuple(x.shape[1:3]))(x)
     x = layers.Flatten()(x)
     outputs = layers.Dense(num_labels, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="ds_cnn")
+    return keras.Model(inputs, outputs, name=p.name)
