@@ -8,6 +8,7 @@ the key, so a typo in conf/ or in `dvc exp run -S` never trains on defaults.
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from pathlib import Path
 
@@ -28,9 +29,25 @@ def read_yaml(path: Path):
 
 @dataclasses.dataclass(frozen=True)
 class Augment:
-    copies: int
+    prob: float                       # share of training clips augmented each epoch
     shift_ms: float
+    gain_db_range: tuple[float, float]
+    noise_prob: float
     noise_snr_db_range: tuple[float, float]
+    time_masks: int
+    time_mask_frames: int
+    freq_masks: int
+    freq_mask_bins: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticNoise:
+    """Background under the spoken clips and in _silence_ (keyspot/data/synthetic.py)."""
+    kinds: tuple[str, ...]
+    snr_db_range: tuple[float, float]
+    silence_dbfs_range: tuple[float, float]
+    babble_talkers: tuple[int, int]
+    babble_sentences: tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,16 +58,68 @@ class SyntheticDataset:
     unknown_words: tuple[str, ...]
     sample_rate: int
     clip_seconds: float
-    voices: tuple[str, ...]
+    espeak_accents: tuple[str, ...]
+    espeak_variants: tuple[str, ...]
+    flite_voices: tuple[str, ...]
     takes_per_keyword: int
     unknown_per_voice: int
     silence_per_voice: int
     speed_range: tuple[float, float]
     pitch_range: tuple[float, float]
     gain_db_range: tuple[float, float]
-    noise_snr_db_range: tuple[float, float]
+    lead_silence_s_range: tuple[float, float]
+    noise: SyntheticNoise
     split_fractions: dict[str, float]
     workers: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeechCommandsDataset:
+    """Google Speech Commands v0.01/v0.02, downloaded and cached (keyspot/data/speech_commands.py)."""
+    name: str
+    version: str
+    keywords: tuple[str, ...]
+    silence_percentage: float
+    unknown_percentage: float
+    test_archive: bool
+    sample_rate: int
+    clip_seconds: float
+    base_url: str
+    cache_dir: str
+    sha256: dict[str, str]
+    workers: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _AudioFiles:
+    """Keys of the folder and s3 sources: which files are which class, and how
+    each becomes clips (keyspot/data/folder.py)."""
+    name: str
+    keywords: tuple[str, ...]
+    other_folders: str
+    split_csv: str
+    speaker_regex: str
+    split_fractions: dict[str, float]
+    sample_rate: int
+    clip_seconds: float
+    min_seconds: float
+    pad: str
+    long_clips: str
+    max_windows: int
+    workers: int
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderDataset(_AudioFiles):
+    """Audio files in a local folder, one subfolder per class."""
+    root: str
+
+
+@dataclasses.dataclass(frozen=True)
+class S3Dataset(_AudioFiles):
+    """The folder layout under s3://bucket/prefix, cached locally (keyspot/data/s3.py)."""
+    url: str
+    cache_dir: str
 
 
 # dataset.name -> the dataclass of that source's keys. Each source of
@@ -58,6 +127,9 @@ class SyntheticDataset:
 # group, so a key of another source is reported as unknown.
 DATASETS: dict[str, type] = {
     "synthetic": SyntheticDataset,
+    "speech_commands": SpeechCommandsDataset,
+    "folder": FolderDataset,
+    "s3": S3Dataset,
 }
 Dataset = SyntheticDataset  # typing alias: any value of DATASETS
 
@@ -73,7 +145,6 @@ class Features:
     mel_fmax: float
     num_mfcc: int
     log_floor: float
-    augment: Augment
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,10 +160,12 @@ class Model:
 @dataclasses.dataclass(frozen=True)
 class Train:
     epochs: int
+    patience: int                     # epochs without a better val accuracy; 0 = never stop early
     batch_size: int
     lr: float
     lr_min: float
     label_smoothing: float
+    augment: Augment
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,20 +182,28 @@ class Export:
 
 @dataclasses.dataclass(frozen=True)
 class Deploy:
+    """The SageMaker endpoint (keyspot/deploy/sagemaker.py); checked there when enabled."""
     enabled: bool
     region: str
     framework_version: str
     bucket: str
     prefix: str
     endpoint_name: str
+    role_arn: str                    # empty: the KEYSPOT_SAGEMAKER_ROLE environment variable
+    serverless: bool                 # true: serverless_*; false: instance_type x instance_count
     instance_type: str
     instance_count: int
+    serverless_memory_mb: int
+    serverless_max_concurrency: int
+    wait_minutes: int
 
 
 @dataclasses.dataclass(frozen=True)
 class Tracking:
     uri: str
     experiment: str
+    registered_model: str
+    alias: str
 
 
 class _AnyDataset:
@@ -145,7 +226,7 @@ class Params:
 # Values checked beyond their type: key -> (predicate, what is allowed).
 _CHOICES = {
     "features.kind": {"mfcc", "log_mel"},
-    "export.engine": {"tflm"},
+    "export.engine": {"tflm", "c"},
 }
 
 
@@ -220,19 +301,62 @@ def _check_synthetic(ds: SyntheticDataset) -> None:
         raise ParamsError("dataset.split_fractions: give exactly the keys val and test")
     if sum(ds.split_fractions.values()) >= 1.0:
         raise ParamsError("dataset.split_fractions: val + test must leave voices for train")
-    if len(set(ds.voices)) < 3:
-        raise ParamsError("dataset.voices: at least three distinct voices (train, val, test)")
+    if len(set(ds.espeak_variants)) + len(set(ds.flite_voices)) < 3:
+        raise ParamsError("dataset.espeak_variants, dataset.flite_voices: at least three voices "
+                          "in all (train, val, test)")
+
+
+def _check_speech_commands(ds: SpeechCommandsDataset) -> None:
+    if ds.version not in ("v0.01", "v0.02"):
+        raise ParamsError(f"dataset.version: {ds.version!r} is not one of ['v0.01', 'v0.02']")
+    for key in ("silence_percentage", "unknown_percentage", "workers"):
+        if getattr(ds, key) < 0:
+            raise ParamsError(f"dataset.{key}: must not be negative")
+    for file, digest in ds.sha256.items():
+        if not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+            raise ParamsError(f"dataset.sha256.{file}: {digest!r} is not a SHA-256 (64 hex digits)")
+
+
+def _check_audio_files(ds: _AudioFiles) -> None:
+    if set(ds.split_fractions) != {"val", "test"}:
+        raise ParamsError("dataset.split_fractions: give exactly the keys val and test")
+    if min(ds.split_fractions.values()) < 0 or sum(ds.split_fractions.values()) >= 1.0:
+        raise ParamsError("dataset.split_fractions: val and test from 0, together below 1")
+    for key, allowed in (("other_folders", ("unknown", "skip")), ("pad", ("end", "centre")),
+                         ("long_clips", ("centre", "windows"))):
+        if getattr(ds, key) not in allowed:
+            raise ParamsError(f"dataset.{key}: {getattr(ds, key)!r} is not one of {list(allowed)}")
+    for key in ("min_seconds", "max_windows", "workers"):
+        if getattr(ds, key) < 0:
+            raise ParamsError(f"dataset.{key}: must not be negative")
+    if ds.sample_rate < 8000 or ds.clip_seconds <= 0:
+        raise ParamsError("dataset.sample_rate / clip_seconds: need >= 8000 Hz and > 0 s")
+    try:
+        re.compile(ds.speaker_regex)
+    except re.error as err:
+        raise ParamsError(f"dataset.speaker_regex: {ds.speaker_regex!r} is not a regular "
+                          f"expression ({err})") from None
+    if isinstance(ds, FolderDataset) and not ds.root:
+        raise ParamsError("dataset.root: empty; set it to the folder that holds one subfolder "
+                          "per class (-S dataset.root=/path/to/audio)")
+    if isinstance(ds, S3Dataset) and not re.fullmatch(r"s3://[^/]+(/.*)?", ds.url):
+        raise ParamsError(f"dataset.url: {ds.url!r} is not s3://bucket or s3://bucket/prefix")
 
 
 # dataset.name -> checks across that source's keys, beyond their types.
 _DATASET_CHECKS = {
     "synthetic": _check_synthetic,
+    "speech_commands": _check_speech_commands,
+    "folder": _check_audio_files,
+    "s3": _check_audio_files,
 }
+# Sources that take every class folder they find when `keywords` is empty.
+_CLASSES_FROM_DATA = {"folder", "s3"}
 
 
 def _check(params: Params) -> None:
     ds = params.dataset
-    if not ds.keywords:
+    if not ds.keywords and ds.name not in _CLASSES_FROM_DATA:
         raise ParamsError("dataset.keywords: at least one keyword is needed")
     if ds.name in _DATASET_CHECKS:
         _DATASET_CHECKS[ds.name](ds)
@@ -247,6 +371,9 @@ def _check(params: Params) -> None:
             f"{window}-sample window; raise it or shorten features.window_ms")
     if params.train.epochs < 1:
         raise ParamsError("train.epochs: must be at least 1")
+    for key in ("prob", "noise_prob"):
+        if not 0.0 <= getattr(params.train.augment, key) <= 1.0:
+            raise ParamsError(f"train.augment.{key}: a probability, between 0 and 1")
 
 
 def from_dict(data: dict) -> Params:
