@@ -4,9 +4,11 @@ import sys
 from pathlib import Path
 
 import keyspot.params
-from keyspot.data import sources, synthetic, tts
+from keyspot.data import archive, download, folder, report, sources, speech_commands, synthetic, tts
 
 OUT = Path("data/raw")
+REPORT = Path("reports/data.json")
+PLOTS = Path("reports/data")
 
 
 def main() -> int:
@@ -16,11 +18,13 @@ def main() -> int:
     except (keyspot.params.ParamsError, tts.MissingToolError) as err:
         print(f"fetch: {err}", file=sys.stderr)
         return 2
-    except synthetic.FetchError as err:
+    except (synthetic.FetchError, download.DownloadError, archive.ArchiveError,
+            speech_commands.DatasetError, folder.FolderError) as err:
         print(f"fetch: {err}", file=sys.stderr)
         return 1
     print(summary.line())
     print(summary.table())
+    print(report.line(report.write(summary, params.dataset, OUT, REPORT, PLOTS), REPORT))
     return 0
 
 

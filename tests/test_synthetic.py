@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile
 import yaml
@@ -18,7 +19,10 @@ from keyspot.data import synthetic, tts
 from keyspot.data.manifest import SPLITS, read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
-VOICES = ("espeak:en-us+f3", "espeak:en+m2", "espeak:en-gb-x-rp+m3", "flite:slt", "flite:kal")
+ACCENTS = ("en-us", "en-gb-x-rp", "en-029")
+VARIANTS = ("f3", "m2", "whisper", "croak")
+FLITE = ("slt", "kal")
+SPEAKERS = {*(f"espeak-ng:{v}" for v in VARIANTS), *(f"flite:{v}" for v in FLITE)}
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +31,15 @@ def params(smoke_params):
 
 
 def tiny(params, **changes):
-    """5 voices (espeak, flite 16 kHz, flite 8 kHz), 25 clips: well under a second."""
-    values = dict(voices=VOICES, keywords=("yes", "no"), unknown_words=("bed", "cat", "dog"),
+    """6 voices (espeak-ng in three accents, whisper and croak; flite at 16 and
+    8 kHz), every noise kind with babble, 30 clips: a few seconds."""
+    values = dict(espeak_accents=ACCENTS, espeak_variants=VARIANTS, flite_voices=FLITE,
+                  keywords=("yes", "no"), unknown_words=("bed", "cat", "dog"),
                   takes_per_keyword=1, unknown_per_voice=2, silence_per_voice=1,
-                  split_fractions={"val": 0.2, "test": 0.2}, workers=1)
+                  gain_db_range=(-12.0, 0.0), split_fractions={"val": 0.2, "test": 0.2},
+                  noise=dataclasses.replace(params.dataset.noise, kinds=synthetic.NOISE_KINDS,
+                                            silence_dbfs_range=(-65.0, -40.0)),
+                  workers=1)
     values.update(changes)
     return dataclasses.replace(params.dataset, **values)
 
@@ -52,15 +61,67 @@ def generated(params, tmp_path_factory):
 
 def test_same_bytes_whatever_the_worker_count(generated):
     s1, one, s2, two = generated
-    assert s1.clips == s2.clips == 25 and s1.skipped == 0
+    assert s1.clips == s2.clips == 30 and s1.skipped == []
     assert _hashes(one) == _hashes(two)
+    assert s1.sources == s2.sources
 
 
 def test_the_seed_changes_the_audio(params, tmp_path):
-    clip = synthetic.Clip("espeak:en-us+f3", "yes", "yes", 0, "train")
-    a, _ = synthetic.render(clip, tiny(params), 1, tmp_path)
-    b, _ = synthetic.render(clip, tiny(params), 2, tmp_path)
+    clip = synthetic.Clip("espeak-ng:f3", "yes", "yes", 0, "train")
+    babble = np.ones((1, 100), np.float32)
+    a, _, _ = synthetic.render(clip, tiny(params), 1, tmp_path, babble)
+    b, _, _ = synthetic.render(clip, tiny(params), 2, tmp_path, babble)
     assert a.tobytes() != b.tobytes()
+
+
+def test_takes_vary_accent_intonation_and_background(params, tmp_path, monkeypatch):
+    """Each take draws its accent, final punctuation and noise: check what reached the engines."""
+    spoken, real = [], tts.synthesize
+    noises, real_noise = [], synthetic.noise
+
+    def record(voice, text, *args):
+        spoken.append((str(voice), text))
+        return real(voice, text, *args)
+
+    def record_noise(rng, n, kind, babble):
+        noises.append(kind)
+        return real_noise(rng, n, kind, babble)
+
+    monkeypatch.setattr(tts, "synthesize", record)
+    monkeypatch.setattr(synthetic, "noise", record_noise)
+    dataset = tiny(params, keywords=("yes",), takes_per_keyword=8, unknown_per_voice=0,
+                   silence_per_voice=0, espeak_variants=("f3", "m2", "m3"), flite_voices=())
+    synthetic.generate(dataset, params.seed, tmp_path / "raw", progress=False)
+    words = [(v, t) for v, t in spoken if t.rstrip(".?!,") == "yes"]
+    assert len(words) == 24
+    accents = {v.split(":")[1].split("+")[0] for v, _ in words}
+    assert accents == set(ACCENTS)
+    assert {t[-1] for _, t in words} == set(synthetic.INTONATIONS)
+    assert set(noises) == set(synthetic.NOISE_KINDS)
+    babble = [(v, t) for v, t in spoken if t in dataset.noise.babble_sentences]
+    assert len(babble) == synthetic.BABBLE_RENDERS
+
+
+def test_babble_is_spoken_by_training_speakers_only(params):
+    dataset = tiny(params, espeak_variants=tuple(f"m{i}" for i in range(1, 9)))
+    clips = synthetic.plan(dataset, params.seed)
+    train = {c.voice for c in clips if c.split == "train"}
+    sentences = synthetic.babble_plan(dataset, params.seed, sorted(train))
+    variants = {s.voice.split("+")[-1] if s.voice.startswith("espeak") else s.voice for s in sentences}
+    held_out = {c.voice.split(":")[1] for c in clips if c.split != "train"}
+    assert len(sentences) == synthetic.BABBLE_RENDERS and len(variants) > 2
+    assert not variants & held_out
+    assert not synthetic.babble_plan(
+        tiny(params, noise=dataclasses.replace(dataset.noise, kinds=("white",))), params.seed, train)
+
+
+def test_kal16_is_kal_and_stays_in_its_split(params):
+    dataset = tiny(params, flite_voices=("kal", "kal16", "slt", "awb", "rms"))
+    clips = synthetic.plan(dataset, params.seed)
+    split = {c.voice: c.split for c in clips}
+    assert split["flite:kal"] == split["flite:kal16"]
+    assert synthetic.speaker("flite:kal16") == "flite:kal"
+    assert synthetic.speaker("espeak-ng:f3") == "espeak-ng:f3"
 
 
 def test_outputs_follow_the_contract(generated, params):
@@ -74,7 +135,7 @@ def test_outputs_follow_the_contract(generated, params):
     assert {r.path for r in rows} == {p.relative_to(root).as_posix()
                                       for p in root.rglob("*.wav")}
     for r in rows:
-        assert r.path.startswith(f"clips/{r.label}/") and r.speaker in VOICES
+        assert r.path.startswith(f"clips/{r.label}/") and r.speaker in SPEAKERS
     assert b"\r" not in (root / "manifest.csv").read_bytes()
 
 
@@ -97,7 +158,7 @@ def test_speech_stands_above_the_silence_clips(generated):
     spoken = [max(peak(r)) for r in rows if r.label == "yes"]
     silent = [max(peak(r)) for r in rows if r.label == "_silence_"]
     assert min(spoken) > 32768 * 10 ** (-14 / 20)   # gain_db_range ends at -12 dB, peak -1 dBFS
-    assert max(silent) < min(spoken)
+    assert max(silent) < min(spoken)                # background RMS at most -40 dBFS
 
 
 def test_splits_share_no_voice_and_train_has_every_label(generated):
@@ -122,18 +183,28 @@ def test_voice_split_sizes(params):
         synthetic.split_voices(voices[:4], {"val": 0.4, "test": 0.4}, params.seed)
 
 
-@pytest.mark.parametrize("voice, message", [
-    ("espeak:xx-nope", "espeak-ng has no voice 'xx-nope'"),
-    ("espeak:en-us+nope", "espeak-ng has no variant 'nope'"),
-    ("flite:nope", "flite has no voice 'nope'"),
-    ("festival:kal", "unknown engine 'festival'"),
-    ("slt", "is not engine:name"),
+@pytest.mark.parametrize("key, value, message", [
+    ("espeak_accents", ("en-us", "xx-nope"), r"espeak_accents\[1\]: espeak-ng has no voice 'xx-nope'"),
+    ("espeak_variants", ("f3", "m2", "nope"), r"espeak_variants\[2\]: espeak-ng has no variant 'nope'"),
+    ("flite_voices", ("slt", "nope"), r"flite_voices\[1\]: flite has no voice 'nope'"),
+    ("flite_voices", ("slt", "awb_time"), r"flite_voices\[1\]: .*awb_time is a limited-domain voice"),
+    ("espeak_variants", ("f3", "m2", "f3"), r"espeak_variants: 'f3' is listed twice"),
+    ("noise.kinds", ("white", "hum"), r"noise\.kinds\[1\]: 'hum' is not one of"),
+    ("noise.babble_sentences", ("Please go home.",), r"noise\.babble_sentences\[0\]: says the keyword 'go'"),
+    ("noise.babble_talkers", (4, 2), r"noise\.babble_talkers: \[4, 2\] is not \[low, high\]"),
+    ("lead_silence_s_range", (-0.1, 0.2), r"lead_silence_s_range: must not be negative"),
 ])
-def test_bad_voice_is_a_clear_params_error(params, tmp_path, voice, message):
-    dataset = tiny(params, voices=(*VOICES[:3], voice))
-    with pytest.raises(keyspot_params.ParamsError, match=r"dataset\.voices\[3\]: .*" + message):
+def test_bad_setting_is_a_clear_params_error(params, tmp_path, key, value, message):
+    if key.startswith("noise."):
+        dataset = tiny(params)
+        dataset = tiny(params, noise=dataclasses.replace(dataset.noise, **{key[6:]: value}))
+        if key == "noise.babble_sentences":
+            dataset = dataclasses.replace(dataset, keywords=("yes", "go"))
+    else:
+        dataset = tiny(params, **{key: value})
+    with pytest.raises(keyspot_params.ParamsError, match=r"dataset\." + message):
         synthetic.generate(dataset, params.seed, tmp_path / "raw", progress=False)
-    assert not (tmp_path / "raw").exists() and not (tmp_path / "raw.tmp").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_missing_program_names_the_package(params, tmp_path, monkeypatch):
@@ -146,16 +217,16 @@ def test_engine_failure_is_reported_skipped_and_counted(params, tmp_path, monkey
     real = tts.synthesize
 
     def flaky(voice, word, *args):
-        if str(voice) == "flite:slt" and word == "no":
+        if str(voice) == "flite:slt" and word.rstrip(".?!,") == "no":
             raise tts.TTSError("flite exited with 1")
         return real(voice, word, *args)
 
     monkeypatch.setattr(tts, "synthesize", flaky)
     summary = synthetic.generate(tiny(params), params.seed, tmp_path / "raw", progress=False)
-    assert summary.skipped == 1 and summary.clips == 24
-    assert "1 skipped" in summary.line()
+    assert summary.skipped == [("clips/no/flite-slt_no_0.wav", "flite exited with 1")]
+    assert summary.clips == 29 and "1 skipped" in summary.line()
     assert "flite:slt 'no'" in capsys.readouterr().err
-    assert len(read_manifest(tmp_path / "raw" / "manifest.csv")) == 24
+    assert len(read_manifest(tmp_path / "raw" / "manifest.csv")) == 29
 
 
 def test_a_failed_run_keeps_the_previous_output(params, tmp_path, monkeypatch):
@@ -170,7 +241,7 @@ def test_a_failed_run_keeps_the_previous_output(params, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         synthetic.generate(tiny(params), params.seed, out, progress=False)
     assert (out / "manifest.csv").read_text() == "previous\n"
-    assert not (tmp_path / "raw.tmp").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["raw"]
 
 
 def _stage(cwd: Path) -> subprocess.CompletedProcess:
@@ -181,20 +252,25 @@ def _stage(cwd: Path) -> subprocess.CompletedProcess:
 
 def test_stage_writes_data_raw(smoke_dict, tmp_path):
     data = copy.deepcopy(smoke_dict)
-    data["dataset"].update(voices=list(VOICES), keywords=["yes", "no"], takes_per_keyword=1,
+    data["dataset"].update(espeak_accents=list(ACCENTS), espeak_variants=list(VARIANTS),
+                           flite_voices=list(FLITE), keywords=["yes", "no"], takes_per_keyword=1,
                            unknown_per_voice=1, silence_per_voice=1)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
     result = _stage(tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("fetch: 20 clips")
-    assert len(read_manifest(tmp_path / "data" / "raw" / "manifest.csv")) == 20
+    assert result.stdout.startswith("fetch: 24 clips")
+    assert len(read_manifest(tmp_path / "data" / "raw" / "manifest.csv")) == 24
+    report = json.loads((tmp_path / "reports" / "data.json").read_text())
+    assert report["clips"]["total"] == 24 and report["skipped"] == []
+    # espeak-ng speaks at 22.05 kHz, flite's slt at 16 kHz and kal at 8 kHz
+    assert set(report["sample_rates"]) == {"22050", "16000", "8000"}
 
 
 @pytest.mark.parametrize("breakage", ["bad voice", "no params.yaml"])
 def test_stage_fails_in_one_line_without_traceback(smoke_dict, tmp_path, breakage):
     if breakage == "bad voice":
         data = copy.deepcopy(smoke_dict)
-        data["dataset"]["voices"][0] = "flite:nope"
+        data["dataset"]["flite_voices"][0] = "nope"
         (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
     result = _stage(tmp_path)
     assert result.returncode == 2

@@ -1,22 +1,32 @@
 """The default, offline dataset: keywords spoken by espeak-ng and flite voices.
 
+A voice is one espeak-ng variant (its timbre: m1-m8, f1-f5, whisper, croak,
+klatt, ...), which speaks each take in an accent drawn from
+`espeak_accents`, or one flite voice. Each take also draws its speed, pitch,
+volume, intonation (a final `.`, `?`, `!` or `,`), leading silence and
+background: white, pink or brown noise, or babble (sentences spoken by
+several training voices at once) at a drawn SNR. `_silence_` clips are
+background only.
+
 Every clip is planned up front (voice, label, word, take, split) and rendered
 by its own numpy Generator, seeded from a hash of (seed, voice, label, word,
 take). The bytes of a clip therefore depend on nothing else: not on the worker
-count, not on the order in which the workers finish.
+count, not on the order in which the workers finish. The babble is rendered
+first, from its own seeded draws, and is the same for every worker.
 
-Splits are by voice, so a model is always tested on voices it never heard.
+Splits are by speaker (the voice; kal16 is kal at another rate), so a model
+is always tested on voices it never heard, not even in the babble.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import multiprocessing
 import os
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -25,9 +35,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from keyspot import audio
+from keyspot import artifacts, audio
 from keyspot.data import tts
 from keyspot.data.manifest import SPLITS, Row, write_manifest
+from keyspot.data.report import SourceFile
 from keyspot.params import ParamsError
 from keyspot.params import SyntheticDataset as Dataset
 
@@ -37,8 +48,15 @@ UNKNOWN = "_unknown_"
 TRIM_DB = -40.0                    # below the word's peak counts as silence
 TRIM_MARGIN_S = 0.01               # kept either side of the trimmed word
 PEAK_DBFS = -1.0                   # words are normalised here before the gain
-SILENCE_DBFS = (-60.0, -30.0)      # RMS level of the background-only clips
-NOISE_EXPONENTS = (0.0, 1.0, 2.0)  # white, pink, brown: power ~ 1/f^a
+NOISE_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}   # power ~ 1/f^a
+NOISE_KINDS = (*NOISE_EXPONENTS, "babble")
+INTONATIONS = (".", "?", "!", ",")  # statement, question, exclamation, continuation
+# The same speaker at another sample rate: kept in one split.
+FLITE_SPEAKERS = {"kal16": "kal"}
+BABBLE_RENDERS = 16                # sentences rendered for the babble
+BABBLE_TRACKS = 8                  # babble recordings mixed from them
+BABBLE_SECONDS = 4.0
+BABBLE_TALKER_DB = (-6.0, 0.0)     # level of each talker in the mix
 
 _LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9'_-]*$")
 
@@ -49,7 +67,11 @@ class FetchError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Clip:
-    """One planned clip; `word` is empty for background noise."""
+    """One planned clip; `word` is empty for background noise.
+
+    `voice` is `espeak-ng:<variant>` (the accent is drawn per clip) or
+    `flite:<voice>`.
+    """
     voice: str
     label: str
     word: str
@@ -66,10 +88,12 @@ class Clip:
 class Summary:
     out: Path
     voices: int
+    speakers: int
     counts: dict[str, dict[str, int]]   # split -> label -> clips
-    skipped: int
+    skipped: list[tuple[str, str]]      # (clip or babble path, reason)
     truncated: int
     seconds: float
+    sources: list[SourceFile]           # each spoken word as the engine rendered it
 
     @property
     def clips(self) -> int:
@@ -78,8 +102,8 @@ class Summary:
     def line(self) -> str:
         per_split = ", ".join(f"{sum(self.counts[s].values())} {s}" for s in SPLITS)
         return (f"fetch: {self.clips} clips ({per_split}) from {self.voices} voices "
-                f"in {self.out} in {self.seconds:.1f} s; {self.skipped} skipped, "
-                f"{self.truncated} truncated to the clip length")
+                f"({self.speakers} speakers) in {self.out} in {self.seconds:.1f} s; "
+                f"{len(self.skipped)} skipped, {self.truncated} truncated to the clip length")
 
     def table(self) -> str:
         labels = list(next(iter(self.counts.values())))
@@ -96,26 +120,37 @@ def labels(dataset: Dataset) -> list[str]:
     return [SILENCE, UNKNOWN, *dataset.keywords]
 
 
-def split_voices(voices, fractions: dict[str, float], seed: int) -> dict[str, str]:
-    """voice -> split: a seeded shuffle, at least one voice each in val and test."""
-    order = list(voices)
+def voices(dataset: Dataset) -> list[str]:
+    return ([f"espeak-ng:{v}" for v in dataset.espeak_variants]
+            + [f"flite:{v}" for v in dataset.flite_voices])
+
+
+def speaker(voice: str) -> str:
+    """The person behind a voice: what splits keep apart."""
+    engine, _, name = voice.partition(":")
+    return f"{engine}:{FLITE_SPEAKERS.get(name, name)}" if engine == "flite" else voice
+
+
+def split_voices(speakers, fractions: dict[str, float], seed: int) -> dict[str, str]:
+    """speaker -> split: a seeded shuffle, at least one speaker each in val and test."""
+    order = list(dict.fromkeys(speakers))
     _rng(seed, "voice-split").shuffle(order)
     n = len(order)
     n_test = max(1, round(fractions["test"] * n))
     n_val = max(1, round(fractions["val"] * n))
     if n_test + n_val >= n:
-        raise ParamsError(f"dataset.split_fractions: {n} voices leave none for train "
+        raise ParamsError(f"dataset.split_fractions: {n} speakers leave none for train "
                           f"after {n_val} val and {n_test} test; add voices")
-    return {voice: ("test" if i < n_test else "val" if i < n_test + n_val else "train")
-            for i, voice in enumerate(order)}
+    return {s: ("test" if i < n_test else "val" if i < n_test + n_val else "train")
+            for i, s in enumerate(order)}
 
 
 def plan(dataset: Dataset, seed: int) -> list[Clip]:
     """Every clip to render, in a fixed order."""
-    splits = split_voices(dataset.voices, dataset.split_fractions, seed)
+    splits = split_voices([speaker(v) for v in voices(dataset)], dataset.split_fractions, seed)
     clips = []
-    for voice in dataset.voices:
-        split = splits[voice]
+    for voice in voices(dataset):
+        split = splits[speaker(voice)]
         for keyword in dataset.keywords:
             clips += [Clip(voice, keyword, keyword, t, split)
                       for t in range(dataset.takes_per_keyword)]
@@ -125,35 +160,105 @@ def plan(dataset: Dataset, seed: int) -> list[Clip]:
     return clips
 
 
-def render(clip: Clip, dataset: Dataset, seed: int, workdir: Path) -> tuple[np.ndarray, bool]:
-    """int16 PCM of one clip, and whether the word was longer than the clip."""
+def tts_voice(voice: str, rng: np.random.Generator, dataset: Dataset) -> tts.Voice:
+    """The engine voice of one take: an espeak-ng variant gets a drawn accent."""
+    engine, _, name = voice.partition(":")
+    draw = rng.random()   # drawn for flite too, so that the draws after it line up
+    if engine == "flite":
+        return tts.Voice("flite", name)
+    accent = dataset.espeak_accents[int(draw * len(dataset.espeak_accents))]
+    return tts.Voice("espeak", f"{accent}+{name}")
+
+
+def render(clip: Clip, dataset: Dataset, seed: int, workdir: Path,
+           babble: np.ndarray | None = None) -> tuple[np.ndarray, bool, SourceFile | None]:
+    """int16 PCM of one clip, whether the word was longer than the clip, and
+    the word as the engine rendered it (None for `_silence_`)."""
     rng = _rng(seed, clip.voice, clip.label, clip.word, clip.take)
     n = round(dataset.sample_rate * dataset.clip_seconds)
     if clip.label == SILENCE:
-        return background(rng, n), False
+        return background(rng, n, dataset.noise, babble), False, None
+    # Every draw happens, in this order, whatever the voice and the noise kind.
+    voice = tts_voice(clip.voice, rng, dataset)
     speed = rng.uniform(*dataset.speed_range)
     pitch = rng.uniform(*dataset.pitch_range)
     gain_db = rng.uniform(*dataset.gain_db_range)
-    snr_db = rng.uniform(*dataset.noise_snr_db_range)
-    samples, rate = tts.synthesize(tts.parse_voice(clip.voice), clip.word, speed, pitch, workdir)
+    lead_s = rng.uniform(*dataset.lead_silence_s_range)
+    mark = INTONATIONS[int(rng.integers(len(INTONATIONS)))]
+    kind = dataset.noise.kinds[int(rng.integers(len(dataset.noise.kinds)))]
+    snr_db = rng.uniform(*dataset.noise.snr_db_range)
+    samples, rate = tts.synthesize(voice, clip.word + mark, speed, pitch, workdir)
     word = _trim(audio.resample(samples, rate, dataset.sample_rate), dataset.sample_rate)
+    source = SourceFile(clip.path, word.shape[0] / dataset.sample_rate, rate, 1,
+                        tts.PROGRAMS[voice.engine])
     word = word / np.abs(word).max() * 10.0 ** ((PEAK_DBFS + gain_db) / 20.0)
     truncated = word.shape[0] > n
     word = word[:n]
-    offset = int(rng.integers(0, n - word.shape[0] + 1))
+    offset = min(round(lead_s * dataset.sample_rate), n - word.shape[0])
     out = np.zeros(n)
     out[offset:offset + word.shape[0]] = word
-    noise_rms = np.sqrt(np.mean(word ** 2) / 10.0 ** (snr_db / 10.0))
-    out += rng.standard_normal(n) * noise_rms
-    return audio.to_int16(out), truncated
+    out += noise(rng, n, kind, babble) * _rms(word) / 10.0 ** (snr_db / 20.0)
+    return audio.to_int16(out), truncated, source
 
 
-def background(rng: np.random.Generator, n: int) -> np.ndarray:
-    """int16 noise only: a random mix of white, pink and brown at a low level."""
-    weights = rng.dirichlet(np.ones(len(NOISE_EXPONENTS)))
-    mix = sum(w * _colored_noise(rng, n, a) for w, a in zip(weights, NOISE_EXPONENTS, strict=True))
-    level = 10.0 ** (rng.uniform(*SILENCE_DBFS) / 20.0)
+def noise(rng: np.random.Generator, n: int, kind: str, babble: np.ndarray | None) -> np.ndarray:
+    """n samples of one kind of background at RMS 1."""
+    if kind != "babble":
+        return _colored_noise(rng, n, NOISE_EXPONENTS[kind])
+    track = babble[int(rng.integers(babble.shape[0]))]
+    x = np.resize(np.roll(track, -int(rng.integers(track.shape[0]))), n)
+    return x / _rms(x)
+
+
+def background(rng: np.random.Generator, n: int, settings, babble: np.ndarray | None) -> np.ndarray:
+    """int16 background only: a random mix of the noise kinds at a low level."""
+    weights = rng.dirichlet(np.ones(len(settings.kinds)))
+    mix = sum(w * noise(rng, n, kind, babble) for w, kind in zip(weights, settings.kinds, strict=True))
+    level = 10.0 ** (rng.uniform(*settings.silence_dbfs_range) / 20.0)
     return audio.to_int16(mix / _rms(mix) * level)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sentence:
+    """One babble sentence to render: its engine voice and prosody are drawn up front."""
+    index: int
+    voice: str      # e.g. espeak:en-gb-x-rp+f3
+    text: str
+    speed: float
+    pitch: float
+
+    @property
+    def path(self) -> str:
+        return f"babble/{self.index}_{_slug(self.voice)}"
+
+
+def babble_plan(dataset: Dataset, seed: int, train_voices: list[str]) -> list[Sentence]:
+    """The sentences of the babble, spoken by training voices only."""
+    if "babble" not in dataset.noise.kinds:
+        return []
+    rng = _rng(seed, "babble")
+    sentences = []
+    for i in range(BABBLE_RENDERS):
+        voice = tts_voice(train_voices[int(rng.integers(len(train_voices)))], rng, dataset)
+        text = dataset.noise.babble_sentences[i % len(dataset.noise.babble_sentences)]
+        sentences.append(Sentence(i, str(voice), text, rng.uniform(*dataset.speed_range),
+                                  rng.uniform(*dataset.pitch_range)))
+    return sentences
+
+
+def mix_babble(renders: list[np.ndarray], dataset: Dataset, seed: int) -> np.ndarray:
+    """BABBLE_TRACKS recordings of several talkers at once, each at RMS 1."""
+    rng = _rng(seed, "babble-mix")
+    length = round(BABBLE_SECONDS * dataset.sample_rate)
+    lo, hi = dataset.noise.babble_talkers
+    tracks = np.zeros((BABBLE_TRACKS, length), np.float32)
+    for track in tracks:
+        for _ in range(int(rng.integers(lo, hi + 1))):
+            talker = np.resize(renders[int(rng.integers(len(renders)))], length)
+            track += np.roll(talker, int(rng.integers(length))) * 10.0 ** (
+                rng.uniform(*BABBLE_TALKER_DB) / 20.0)
+        track /= _rms(track)
+    return tracks
 
 
 def generate(dataset: Dataset, seed: int, out: Path = Path("data/raw"),
@@ -162,51 +267,50 @@ def generate(dataset: Dataset, seed: int, out: Path = Path("data/raw"),
 
     Raises ParamsError for a bad dataset config, tts.MissingToolError when an
     engine is not installed, FetchError when a label or split ends up empty.
-    A clip the engine fails on is reported on stderr, skipped and counted.
+    A clip the engine fails on is reported on stderr, skipped and listed.
     """
     start = time.perf_counter()
     check(dataset)
     clips = plan(dataset, seed)
+    train_voices = list(dict.fromkeys(c.voice for c in clips if c.split == "train"))
+    sentences = babble_plan(dataset, seed, train_voices)
     out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    artifacts.clear_stale(out)
+    with artifacts.staged_dir(out) as tmp:
         for label in labels(dataset):
             (tmp / "clips" / label).mkdir(parents=True)
-        done, skipped, truncated = _render_all(clips, dataset, seed, tmp, progress)
+        done, skipped, truncated, sources = _render_all(clips, sentences, dataset, seed, tmp,
+                                                         progress)
         counts = {s: {label: 0 for label in labels(dataset)} for s in SPLITS}
         for clip in done:
             counts[clip.split][clip.label] += 1
-        _check_counts(counts, {c.label for c in clips if c.split == "train"}, skipped)
+        _check_counts(counts, {c.label for c in clips if c.split == "train"}, len(skipped))
         write_manifest(tmp / "manifest.csv",
-                       [Row(c.path, c.label, c.split, c.voice) for c in done])
+                       [Row(c.path, c.label, c.split, speaker(c.voice)) for c in done])
         (tmp / "labels.json").write_text(json.dumps(labels(dataset)) + "\n")
-        _replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return Summary(out, len(dataset.voices), counts, skipped, truncated,
-                   time.perf_counter() - start)
+    return Summary(out, len(voices(dataset)), len({speaker(v) for v in voices(dataset)}), counts,
+                   sorted(skipped), truncated, time.perf_counter() - start,
+                   sorted(sources, key=lambda s: s.path))
 
 
 def check(dataset: Dataset) -> None:
     """Validate what params.py cannot know: voices, label names, ranges."""
-    voices = []
     slugs: dict[str, str] = {}
-    for i, spec in enumerate(dataset.voices):
-        try:
-            voices.append(tts.parse_voice(spec))
-        except ValueError as err:
-            raise ParamsError(f"dataset.voices[{i}]: {err}") from None
-        if _slug(spec) in slugs:
-            raise ParamsError(f"dataset.voices[{i}]: {spec!r} repeats {slugs[_slug(spec)]!r}")
-        slugs[_slug(spec)] = spec
-    tts.check_tools(voices)
-    for i, voice in enumerate(voices):
-        try:
-            tts.check_voice(voice)
-        except ValueError as err:
-            raise ParamsError(f"dataset.voices[{i}]: {voice}: {err}") from None
+    for voice in voices(dataset):
+        key = "espeak_variants" if voice.startswith("espeak") else "flite_voices"
+        if _slug(voice) in slugs:
+            raise ParamsError(f"dataset.{key}: {voice.partition(':')[2]!r} is listed twice")
+        slugs[_slug(voice)] = voice
+    if dataset.espeak_variants and not dataset.espeak_accents:
+        raise ParamsError("dataset.espeak_accents: empty, but espeak_variants lists voices")
+    engines = (["espeak"] if dataset.espeak_variants else []) + (
+        ["flite"] if dataset.flite_voices else [])
+    tts.check_tools([tts.Voice(engine, "") for engine in engines])
+    _check_names("espeak_accents", dataset.espeak_accents if dataset.espeak_variants else (),
+                 tts.check_espeak_language)
+    _check_names("espeak_variants", dataset.espeak_variants, tts.check_espeak_variant)
+    _check_names("flite_voices", dataset.flite_voices,
+                 lambda name: tts.check_voice(tts.Voice("flite", name)))
     for key, words in (("keywords", dataset.keywords), ("unknown_words", dataset.unknown_words)):
         for i, word in enumerate(words):
             if not _LABEL_RE.match(word):
@@ -226,12 +330,46 @@ def check(dataset: Dataset) -> None:
         raise ParamsError("dataset.takes_per_keyword: must be at least 1")
     if dataset.sample_rate < 8000 or dataset.clip_seconds <= 0:
         raise ParamsError("dataset.sample_rate / clip_seconds: need >= 8000 Hz and > 0 s")
-    for key in ("speed_range", "pitch_range", "gain_db_range", "noise_snr_db_range"):
-        lo, hi = getattr(dataset, key)
+    for key in ("speed_range", "pitch_range", "gain_db_range", "lead_silence_s_range",
+                "noise.snr_db_range", "noise.silence_dbfs_range", "noise.babble_talkers"):
+        lo, hi = _get(dataset, key)
         if lo > hi:
             raise ParamsError(f"dataset.{key}: [{lo}, {hi}] is not [low, high]")
     if dataset.speed_range[0] <= 0:
         raise ParamsError("dataset.speed_range: must be above 0")
+    if dataset.lead_silence_s_range[0] < 0:
+        raise ParamsError("dataset.lead_silence_s_range: must not be negative")
+    _check_noise(dataset)
+
+
+def _check_noise(dataset: Dataset) -> None:
+    settings = dataset.noise
+    if not settings.kinds:
+        raise ParamsError(f"dataset.noise.kinds: empty; use some of {', '.join(NOISE_KINDS)}")
+    for i, kind in enumerate(settings.kinds):
+        if kind not in NOISE_KINDS:
+            raise ParamsError(f"dataset.noise.kinds[{i}]: {kind!r} is not one of "
+                              f"{', '.join(NOISE_KINDS)}")
+    if "babble" not in settings.kinds:
+        return
+    if settings.babble_talkers[0] < 1:
+        raise ParamsError("dataset.noise.babble_talkers: at least one talker")
+    if not settings.babble_sentences:
+        raise ParamsError("dataset.noise.babble_sentences: empty, but noise.kinds has babble")
+    for i, sentence in enumerate(settings.babble_sentences):
+        said = set(re.findall(r"[a-z0-9']+", sentence.lower()))
+        spoken = sorted(said & {k.lower() for k in dataset.keywords})
+        if spoken:
+            raise ParamsError(f"dataset.noise.babble_sentences[{i}]: says the keyword "
+                              f"{spoken[0]!r}; background must not say a keyword")
+
+
+def _check_names(key: str, names, check_one) -> None:
+    for i, name in enumerate(names):
+        try:
+            check_one(name)
+        except ValueError as err:
+            raise ParamsError(f"dataset.{key}[{i}]: {err}") from None
 
 
 # --- rendering across processes -------------------------------------------
@@ -242,48 +380,79 @@ _state: dict = {}
 def _init_worker(dataset: Dataset, seed: int, root: Path, scratch: Path) -> None:
     workdir = Path(scratch) / str(os.getpid())
     workdir.mkdir(exist_ok=True)
-    _state.update(dataset=dataset, seed=seed, root=Path(root), workdir=workdir)
+    _state.update(dataset=dataset, seed=seed, root=Path(root), workdir=workdir,
+                  babble_file=Path(scratch) / "babble.npy", babble=None)
 
 
-def _render_one(clip: Clip) -> tuple[Clip, bool, str | None]:
-    """Render and write one clip; an engine failure comes back as a message."""
+def _render_sentence(sentence: Sentence) -> tuple[Sentence, np.ndarray | None, str | None]:
+    """One babble sentence at the dataset rate and RMS 1, or the engine's error."""
+    dataset = _state["dataset"]
     try:
-        pcm, truncated = render(clip, _state["dataset"], _state["seed"], _state["workdir"])
+        samples, rate = tts.synthesize(tts.parse_voice(sentence.voice), sentence.text,
+                                       sentence.speed, sentence.pitch, _state["workdir"])
     except tts.TTSError as err:
-        return clip, False, str(err)
+        return sentence, None, str(err)
+    x = _trim(audio.resample(samples, rate, dataset.sample_rate), dataset.sample_rate)
+    return sentence, (x / _rms(x)).astype(np.float32), None
+
+
+def _render_one(clip: Clip) -> tuple[Clip, bool, SourceFile | None, str | None]:
+    """Render and write one clip; an engine failure comes back as a message."""
+    if _state["babble"] is None and _state["babble_file"].exists():
+        _state["babble"] = np.load(_state["babble_file"])
+    try:
+        pcm, truncated, source = render(clip, _state["dataset"], _state["seed"],
+                                        _state["workdir"], _state["babble"])
+    except tts.TTSError as err:
+        return clip, False, None, str(err)
     audio.write_wav(_state["root"] / clip.path, pcm, _state["dataset"].sample_rate)
-    return clip, truncated, None
+    return clip, truncated, source, None
 
 
-def _render_all(clips, dataset, seed, root, progress):
+def _render_all(clips, sentences, dataset, seed, root, progress):
     workers = dataset.workers or os.cpu_count() or 1
-    done, skipped, truncated = [], 0, 0
+    done, skipped, truncated, sources = [], [], 0, []
     with tempfile.TemporaryDirectory(prefix="keyspot-tts-") as scratch, \
             tqdm(total=len(clips), desc="fetch", unit="clip", file=sys.stderr,
                  disable=not progress) as bar:
         args = (dataset, seed, root, Path(scratch))
         if workers == 1:
             _init_worker(*args)
-            results = map(_render_one, clips)
             pool = None
+            ordered, unordered = map, map
         else:
             pool = multiprocessing.Pool(workers, initializer=_init_worker, initargs=args)
-            results = pool.imap_unordered(_render_one, clips, chunksize=4)
+            ordered = pool.imap
+            unordered = functools.partial(pool.imap_unordered, chunksize=4)
         try:
-            for clip, was_truncated, error in results:
+            if sentences:
+                renders = []
+                for sentence, x, error in ordered(_render_sentence, sentences):
+                    if error is None:
+                        renders.append(x)
+                    else:
+                        skipped.append((sentence.path, error))
+                        tqdm.write(f"fetch: skipped babble sentence {sentence.voice} "
+                                   f"{sentence.text!r}: {error}", file=sys.stderr)
+                if not renders:
+                    raise FetchError("no babble sentence could be rendered; see the errors above")
+                np.save(Path(scratch) / "babble.npy", mix_babble(renders, dataset, seed))
+            for clip, was_truncated, source, error in unordered(_render_one, clips):
                 bar.update()
                 if error is not None:
-                    skipped += 1
+                    skipped.append((clip.path, error))
                     tqdm.write(f"fetch: skipped {clip.voice} {clip.word!r} "
                                f"(take {clip.take}): {error}", file=sys.stderr)
                     continue
                 done.append(clip)
                 truncated += was_truncated
+                if source is not None:
+                    sources.append(source)
         finally:
             if pool is not None:
                 pool.terminate()
                 pool.join()
-    return done, skipped, truncated
+    return done, skipped, truncated, sources
 
 
 # --- helpers -----------------------------------------------------------------
@@ -300,16 +469,6 @@ def _check_counts(counts, planned_train_labels: set[str], skipped: int) -> None:
                          "see the errors above")
 
 
-def _replace(tmp: Path, out: Path) -> None:
-    """Move the finished folder into place; the old one goes only after."""
-    old = out.with_name(out.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def _unknown_words(dataset: Dataset, seed: int, voice: str) -> list[str]:
     """unknown_per_voice words for this voice: whole shuffled passes, so balanced."""
     rng = _rng(seed, "unknown-words", voice)
@@ -317,6 +476,12 @@ def _unknown_words(dataset: Dataset, seed: int, voice: str) -> list[str]:
     while len(words) < dataset.unknown_per_voice:
         words += [dataset.unknown_words[i] for i in rng.permutation(len(dataset.unknown_words))]
     return words[:dataset.unknown_per_voice]
+
+
+def _get(obj, dotted: str):
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 def _rng(*parts) -> np.random.Generator:
@@ -340,7 +505,7 @@ def _colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndar
 
 
 def _rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(x ** 2))) or 1.0
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) or 1.0
 
 
 def _slug(text: str) -> str:

@@ -26,6 +26,9 @@ ESPEAK_WPM = 175  # espeak-ng's default rate; `speed` scales it
 # is. rms ignores int_f0_target_mean: its pitch does not vary.
 FLITE_F0_HZ = {"kal": 95.0, "kal16": 95.0, "awb": 130.0, "rms": 105.0, "slt": 170.0}
 FLITE_DEFAULT_F0_HZ = 120.0
+# flite voices that cannot speak arbitrary words: awb_time is a limited-domain
+# voice that only says clock times and answers anything else with a click.
+FLITE_LIMITED = {"awb_time": "a limited-domain voice that speaks only clock times"}
 
 
 class MissingToolError(RuntimeError):
@@ -91,19 +94,32 @@ def check_voice(voice: Voice) -> None:
         if voice.name not in _flite_voices():
             raise ValueError(f"flite has no voice {voice.name!r}; "
                              f"`flite -lv` lists {', '.join(_flite_voices())}")
+        if voice.name in FLITE_LIMITED:
+            raise ValueError(f"flite's {voice.name} is {FLITE_LIMITED[voice.name]}; leave it out")
         return
     language, _, variant = voice.name.partition("+")
-    result = _run(["espeak-ng", "-q", "-v", language, "x"])
-    if result.returncode != 0:
+    check_espeak_language(language)
+    if variant:
+        check_espeak_variant(variant)
+
+
+def check_espeak_language(language: str) -> None:
+    if _run(["espeak-ng", "-q", "-v", language, "x"]).returncode != 0:
         raise ValueError(f"espeak-ng has no voice {language!r}; `espeak-ng --voices=en` lists them")
-    if variant and variant not in _espeak_variants():
+
+
+def check_espeak_variant(variant: str) -> None:
+    if variant not in _espeak_variants():
         raise ValueError(f"espeak-ng has no variant {variant!r}; "
-                         "`espeak-ng --voices=variant` lists them (e.g. m1-m7, f1-f5)")
+                         "`espeak-ng --voices=variant` lists them (e.g. m1-m8, f1-f5, whisper, croak)")
 
 
 def synthesize(voice: Voice, word: str, speed: float, pitch: float,
                workdir: Path) -> tuple[np.ndarray, int]:
-    """Speak `word`; return mono float32 samples and their rate.
+    """Speak `word` (or a sentence); return mono float32 samples and their rate.
+
+    A final `?`, `!` or `,` changes espeak-ng's intonation (flite says a
+    single word the same way whatever follows it).
 
     `speed` is relative (1.0 = the voice's own rate); `pitch` is espeak-ng's
     0-99 scale with 50 neutral, mapped to an f0 shift for flite.

@@ -1,0 +1,473 @@
+"""A folder of audio files, one subfolder per class, into data/raw/.
+
+    root/
+      yes/  a.wav  b.flac  more/c.ogg     class "yes" (files may sit deeper)
+      no/   ...
+      splits.csv                          optional: path,split[,label][,speaker]
+
+Any file libsndfile reads (WAV of any bit depth, integer or float, FLAC,
+OGG/Opus, MP3, AIFF, AU) at any rate and channel count becomes canonical
+clips: 16-bit mono WAV at `dataset.sample_rate`, `dataset.clip_seconds`
+long, so the rest of the pipeline never sees the mess. Short files are
+zero-padded (`pad`: at the end or both sides); long ones give their centre
+clip or every clip-long window (`long_clips`, `max_windows`). Only the
+samples a clip needs are read and resampled, so a file of minutes costs no
+more memory than a clip.
+
+Classes: `keywords` lists the class folders, in label order; with an empty
+list every folder that holds audio is a class (sorted). Files of other
+folders become `_unknown_` or are skipped (`other_folders`).
+
+Splits: a split CSV names each file's split (and may relabel it); otherwise
+a stable hash of the file's speaker (`speaker_regex` on the file name, else
+the file's path) picks it, so a file keeps its split when the folder grows,
+and every window of a file lands in the same split.
+
+Every file that is not used (corrupt, empty, not audio, not in a class) is
+printed on stderr in one line and listed in `Summary.skipped`; it never
+stops the stage. The s3 source (keyspot/data/s3.py) runs `convert` on its
+local cache of a bucket.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import re
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import soundfile
+from tqdm import tqdm
+
+from keyspot import artifacts, audio
+from keyspot.data.manifest import SPLITS, Row, write_manifest
+from keyspot.data.report import SourceFile
+from keyspot.params import ParamsError
+
+UNKNOWN = "_unknown_"
+AUDIO_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
+                  ".aifc", ".au")
+CHUNK = 8   # files per task: few enough to spread, enough to amortise the hand-over
+# Labels name folders, travel in spec.json and become C strings: keep them plain.
+CLASS_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.'-]*$")
+
+
+class FolderError(RuntimeError):
+    """The dataset's files could not be turned into a usable data/raw."""
+
+
+class FileError(ValueError):
+    """One source file is not usable; the message is the reason."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One source file and where its clips go."""
+    source: str     # relative to root, forward slashes
+    label: str
+    split: str
+    speaker: str
+    out: str        # clips/<label>/<name>, without ".wav"
+
+
+@dataclasses.dataclass
+class Summary:
+    out: Path
+    where: str                          # the folder or the s3:// URL
+    counts: dict[str, dict[str, int]]   # split -> label -> clips
+    skipped: list[tuple[str, str]]      # (path relative to the root, reason)
+    sources: list[SourceFile]
+    seconds: float
+    downloaded: int = 0                 # s3: objects fetched this run
+    cached: int = 0                     # s3: objects already in the cache
+
+    @property
+    def clips(self) -> int:
+        return sum(sum(by_label.values()) for by_label in self.counts.values())
+
+    def line(self) -> str:
+        per_split = ", ".join(f"{sum(self.counts[s].values())} {s}" for s in SPLITS)
+        fetched = (f" ({self.downloaded} downloaded, {self.cached} from the cache)"
+                   if self.where.startswith("s3://") else "")
+        return (f"fetch: {self.clips} clips ({per_split}) from {len(self.sources)} files of "
+                f"{self.where}{fetched} in {self.seconds:.1f} s; {len(self.skipped)} skipped")
+
+    def table(self) -> str:
+        labels = list(next(iter(self.counts.values())))
+        width = max(len(label) for label in labels)
+        lines = [f"  {'label':<{width}} " + " ".join(f"{s:>6}" for s in SPLITS)]
+        for label in labels:
+            lines.append(f"  {label:<{width}} "
+                         + " ".join(f"{self.counts[s][label]:>6}" for s in SPLITS))
+        return "\n".join(lines)
+
+
+def fetch(dataset, seed: int, out: Path = Path("data/raw"), progress: bool = True) -> Summary:
+    """The folder source: `dataset.root` into `out`. `seed` is unused: splits
+    hash the file names, so they do not move when the seed does."""
+    root = Path(dataset.root).expanduser()
+    if not root.is_dir():
+        raise ParamsError(f"dataset.root: {root} is not a folder; point it at the folder that "
+                          "holds one subfolder per class")
+    if Path(out).resolve().is_relative_to(root.resolve()):
+        raise ParamsError(f"dataset.root: {root} holds the output {out}; use a folder outside it")
+    files, skipped = list_files(root)
+    return convert(dataset, root, files, out, str(root), skipped, progress)
+
+
+def list_files(root: Path) -> tuple[list[str], list[tuple[str, str]]]:
+    """Every file under root (relative, sorted); hidden ones are listed as skipped."""
+    files, skipped = [], []
+    for folder, dirs, names in os.walk(root):
+        here = PurePosixPath(Path(folder).relative_to(root).as_posix())
+        for name in sorted(dirs):
+            if name.startswith("."):
+                skipped.append((str(here / name) + "/", "hidden folder, not read"))
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in names:
+            rel = str(here / name) if str(here) != "." else name
+            if name.startswith("."):
+                skipped.append((rel, "hidden file"))
+            else:
+                files.append(rel)
+    return sorted(files), skipped
+
+
+def convert(dataset, root: Path, files: list[str], out: Path, where: str,
+            skipped: list[tuple[str, str]] | None = None, progress: bool = True) -> Summary:
+    """Turn `files` (relative to `root`) into canonical clips in `out`, all or nothing."""
+    start = time.perf_counter()
+    skipped = list(skipped or [])
+    jobs, labels, not_used = plan(dataset, root, files)
+    skipped += not_used
+    for path, reason in sorted(skipped):
+        print(f"fetch: skipped {path}: {reason}", file=sys.stderr)
+    out = Path(out)
+    artifacts.clear_stale(out)
+    with artifacts.staged_dir(out) as tmp:
+        for label in labels:
+            (tmp / "clips" / label).mkdir(parents=True)
+        rows, sources, failed = _convert_all(jobs, dataset, root, tmp, progress)
+        skipped += failed
+        counts = {s: {label: 0 for label in labels} for s in SPLITS}
+        for row in rows:
+            counts[row.split][row.label] += 1
+        _check_counts(counts, len(skipped), where)
+        write_manifest(tmp / "manifest.csv", rows)
+        (tmp / "labels.json").write_text(json.dumps(labels) + "\n")
+    return Summary(out, where, counts, sorted(skipped), sorted(sources, key=lambda s: s.path),
+                   time.perf_counter() - start)
+
+
+# --- which file is which class and split -----------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class CsvRow:
+    line: int
+    split: str
+    label: str      # empty: the file's folder
+    speaker: str    # empty: from speaker_regex or the path
+
+
+def plan(dataset, root: Path, files: list[str]) -> tuple[list[Job], list[str], list[tuple[str, str]]]:
+    """(jobs, labels in class-id order, skipped files with their reasons)."""
+    table, csv_rel = {}, None
+    if dataset.split_csv:
+        csv_path = _csv_path(dataset.split_csv, root)
+        table = read_split_csv(csv_path)
+        if csv_path.resolve().is_relative_to(Path(root).resolve()):
+            csv_rel = csv_path.resolve().relative_to(Path(root).resolve()).as_posix()
+    files = [f for f in files if f != csv_rel]
+    audio_files = [f for f in files if f.lower().endswith(AUDIO_SUFFIXES)]
+    skipped = [(f, f"not an audio file (reads {' '.join(AUDIO_SUFFIXES)})")
+               for f in files if not f.lower().endswith(AUDIO_SUFFIXES)]
+    known = set(files)
+    skipped += [(path, f"listed in {dataset.split_csv} line {row.line}, but no such file")
+                for path, row in table.items() if path not in known]
+
+    # (file, its class before keywords apply, its CSV row)
+    candidates = []
+    for rel in audio_files:
+        row = table.get(rel)
+        if dataset.split_csv and row is None:
+            skipped.append((rel, f"not listed in {dataset.split_csv}"))
+            continue
+        label = row.label if row and row.label else (rel.split("/")[0] if "/" in rel else "")
+        if not label:
+            skipped.append((rel, "not in a class folder"))
+            continue
+        candidates.append((rel, label, row))
+
+    classes = _classes(dataset, sorted({label for _, label, _ in candidates}))
+    speaker_re = re.compile(dataset.speaker_regex) if dataset.speaker_regex else None
+    jobs = []
+    for rel, label, row in candidates:
+        if label not in classes:
+            if dataset.other_folders == "skip":
+                skipped.append((rel, f"class {label!r} is not in dataset.keywords"))
+                continue
+            label = UNKNOWN
+        speaker = row.speaker if row and row.speaker else _speaker(rel, speaker_re)
+        split = row.split if row else hash_split(speaker, dataset.split_fractions)
+        jobs.append(Job(rel, label, split, speaker, ""))
+    labels = ([UNKNOWN] if any(j.label == UNKNOWN for j in jobs) else []) + classes
+    return _name_outputs(jobs), labels, skipped
+
+
+def hash_split(key: str, fractions: dict[str, float]) -> str:
+    """A split from a stable hash of `key`: the same key, the same split, forever."""
+    u = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2.0 ** 64
+    if u < fractions["test"]:
+        return "test"
+    return "val" if u < fractions["test"] + fractions["val"] else "train"
+
+
+def read_split_csv(path: Path) -> dict[str, CsvRow]:
+    """path -> its row. Columns: path and split, optionally label and speaker;
+    others are ignored. Raise FolderError naming the file and line."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            missing = [c for c in ("path", "split") if c not in header]
+            if missing:
+                raise FolderError(f"{path}:1: no column {', '.join(missing)}; the header needs "
+                                  "path,split and may add label,speaker")
+            table: dict[str, CsvRow] = {}
+            for fields in reader:
+                line = reader.line_num
+                rel = (fields["path"] or "").strip().removeprefix("./")
+                split = (fields["split"] or "").strip()
+                if not rel:
+                    raise FolderError(f"{path}:{line}: empty path")
+                if "\\" in rel or rel.startswith("/") or ".." in rel.split("/"):
+                    raise FolderError(f"{path}:{line}: path {rel!r} must be relative to the "
+                                      "dataset root, with forward slashes and no '..'")
+                if split not in SPLITS:
+                    raise FolderError(f"{path}:{line}: split {split!r} is not one of "
+                                      f"{', '.join(SPLITS)}")
+                if rel in table:
+                    raise FolderError(f"{path}:{line}: {rel} already listed on line "
+                                      f"{table[rel].line}")
+                table[rel] = CsvRow(line, split, (fields.get("label") or "").strip(),
+                                    (fields.get("speaker") or "").strip())
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise FolderError(f"{path}: cannot read the split CSV ({err})") from None
+    return table
+
+
+def _csv_path(split_csv: str, root: Path) -> Path:
+    path = Path(split_csv).expanduser()
+    path = path if path.is_absolute() else Path(root) / path
+    if not path.is_file():
+        raise ParamsError(f"dataset.split_csv: {path} not found (a relative path is inside "
+                          "the dataset's root)")
+    return path
+
+
+def _classes(dataset, found: list[str]) -> list[str]:
+    """The class names in label order: dataset.keywords, else every class found."""
+    if dataset.keywords:
+        for i, name in enumerate(dataset.keywords):
+            if not CLASS_RE.match(name) or name == UNKNOWN:
+                raise ParamsError(f"dataset.keywords[{i}]: {name!r} cannot name a class: use "
+                                  "letters, digits, _ . ' - (not _unknown_)")
+        if len(set(dataset.keywords)) != len(dataset.keywords):
+            raise ParamsError("dataset.keywords: lists a class twice")
+        return list(dataset.keywords)
+    for name in found:
+        if not CLASS_RE.match(name) or name == UNKNOWN:
+            raise FolderError(f"{name!r} cannot name a class: use letters, digits, _ . ' - "
+                              "(rename the folder, or list the classes in dataset.keywords)")
+    if not found:
+        raise FolderError("no class folder holds audio files; put each class's files in a "
+                          "subfolder named after it")
+    return found
+
+
+def _speaker(rel: str, speaker_re: re.Pattern | None) -> str:
+    if speaker_re is not None:
+        match = speaker_re.search(PurePosixPath(rel).name)
+        if match:
+            return match.group(1) if match.groups() else match.group(0)
+    return rel
+
+
+def _name_outputs(jobs: list[Job]) -> list[Job]:
+    """clips/<label>/<path inside the class folder, '/' as '__'>; a clash adds a hash."""
+    def name(job: Job) -> str:
+        parts = job.source.split("/")
+        if len(parts) > 1 and parts[0] == job.label:
+            parts = parts[1:]
+        parts[-1] = PurePosixPath(parts[-1]).stem
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", "__".join(parts))
+
+    names = [f"clips/{j.label}/{name(j)}" for j in jobs]
+    taken: dict[str, int] = {}
+    for n in names:
+        taken[n] = taken.get(n, 0) + 1
+    return [dataclasses.replace(j, out=n if taken[n] == 1 else
+                                f"{n}-{hashlib.sha256(j.source.encode()).hexdigest()[:8]}")
+            for j, n in zip(jobs, names, strict=True)]
+
+
+# --- one file into clips -----------------------------------------------------
+
+def file_clips(path: Path, dataset) -> tuple[SourceFile, list[np.ndarray]]:
+    """The canonical int16 clips of one file; raise FileError with the reason."""
+    if path.stat().st_size == 0:
+        raise FileError("empty file")
+    try:
+        with soundfile.SoundFile(str(path)) as f:
+            info = SourceFile("", f.frames / f.samplerate if f.samplerate else 0.0, f.samplerate,
+                              f.channels, f"{f.format} {f.subtype}")
+            if f.frames <= 0:
+                raise FileError("holds no samples")
+            if info.seconds < dataset.min_seconds:
+                raise FileError(f"{info.seconds:.3f} s, shorter than dataset.min_seconds "
+                                f"({dataset.min_seconds:g} s)")
+            clips = [audio.to_int16(x) for x in _windows(f, dataset)]
+    except FileError:
+        raise
+    except soundfile.LibsndfileError as err:
+        raise FileError(f"not readable audio ({err.error_string})") from None
+    except (RuntimeError, ValueError, TypeError, EOFError) as err:
+        # libsndfile's other complaints about a broken file
+        raise FileError(f"not readable audio ({err})") from None
+    return info, clips
+
+
+def _windows(f: soundfile.SoundFile, dataset) -> list[np.ndarray]:
+    """The float clips of an open file at the dataset's rate, per the length policy."""
+    rate, target = f.samplerate, dataset.sample_rate
+    n = round(target * dataset.clip_seconds)
+    g = math.gcd(rate, target)
+    up, down = target // g, rate // g
+    total = -(-f.frames * up // down)            # length after resampling
+    if total <= n:
+        x = _span(f, target, 0, total)
+        pad = n - x.shape[0]
+        before = pad // 2 if dataset.pad == "centre" else 0
+        return [np.pad(x, (before, pad - before))]
+    count = 1 if dataset.long_clips == "centre" else total // n
+    if dataset.max_windows:
+        count = min(count, dataset.max_windows)
+    first = (total - count * n) // 2              # the windows sit in the middle
+    return [_span(f, target, first + i * n, n) for i in range(count)]
+
+
+def _span(f: soundfile.SoundFile, target: int, start: int, n: int) -> np.ndarray:
+    """Target samples [start, start + n) of the resampled mono signal.
+
+    Reads only the source frames they need, plus resample_poly's filter
+    reach either side, starting on a frame that maps to a whole target
+    sample, so the result equals resampling the whole file and cutting.
+    """
+    g = math.gcd(f.samplerate, target)
+    up, down = target // g, f.samplerate // g
+    reach = -(-10 * max(up, down) // down) + 2   # the filter's half length, in target samples
+    first_block = max((start - reach) // up, 0)
+    last_block = -(-(start + n + reach) // up)
+    src_start, src_stop = first_block * down, min(last_block * down, f.frames)
+    f.seek(src_start)
+    data = f.read(src_stop - src_start, dtype="float32", always_2d=True)
+    if not np.isfinite(data).all():
+        raise FileError("holds NaN or infinite samples")
+    y = audio.resample(audio.to_mono(data), f.samplerate, target)
+    segment = y[start - first_block * up:][:n]
+    return np.pad(segment, (0, n - segment.shape[0]))
+
+
+# --- across processes --------------------------------------------------------
+
+_state: dict = {}
+
+
+def _init_worker(dataset, root: Path, tmp: Path) -> None:
+    _state.update(dataset=dataset, root=Path(root), tmp=Path(tmp))
+
+
+def _convert_one(job: Job) -> tuple[Job, SourceFile | None, list[str], str | None]:
+    dataset = _state["dataset"]
+    try:
+        info, clips = file_clips(_state["root"] / job.source, dataset)
+    except (FileError, OSError) as err:
+        return job, None, [], str(err) if isinstance(err, FileError) else f"cannot read ({err})"
+    paths = ([f"{job.out}.wav"] if len(clips) == 1
+             else [f"{job.out}+{i:03d}.wav" for i in range(len(clips))])
+    for path, pcm in zip(paths, clips, strict=True):
+        audio.write_wav(_state["tmp"] / path, pcm, dataset.sample_rate)
+    return job, dataclasses.replace(info, path=job.source), paths, None
+
+
+def _convert_chunk(jobs: list[Job]) -> list:
+    return [_convert_one(job) for job in jobs]
+
+
+def _convert_all(jobs, dataset, root, tmp, progress):
+    """Convert every job on `workers` processes.
+
+    Always in worker processes: a file that crashes the decoder (libsndfile
+    has had such bugs) kills a worker, not the stage. The jobs that were
+    still open then are converted again one at a time, each in a fresh
+    process if need be, so the culprit is found and reported.
+    """
+    workers = dataset.workers or os.cpu_count() or 1
+    args = (dataset, root, tmp)
+    results, open_jobs = [], []
+    with tqdm(total=len(jobs), desc="fetch", unit="file", file=sys.stderr,
+              disable=not progress) as bar:
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=args) as pool:
+            chunks = {pool.submit(_convert_chunk, jobs[i:i + CHUNK]): jobs[i:i + CHUNK]
+                      for i in range(0, len(jobs), CHUNK)}
+            for future in as_completed(chunks):
+                try:
+                    results += future.result()
+                    bar.update(len(chunks[future]))
+                except BrokenProcessPool:
+                    open_jobs += chunks[future]
+        if open_jobs:
+            tqdm.write(f"fetch: a worker died; converting the {len(open_jobs)} files it left "
+                       "one at a time to find the cause", file=sys.stderr)
+        pool = None
+        for job in sorted(open_jobs, key=lambda j: j.source):
+            pool = pool or ProcessPoolExecutor(1, initializer=_init_worker, initargs=args)
+            try:
+                results.append(pool.submit(_convert_one, job).result())
+            except BrokenProcessPool:
+                results.append((job, None, [], "crashed the decoder: the file is probably corrupt"))
+                pool.shutdown()
+                pool = None
+            bar.update()
+        if pool is not None:
+            pool.shutdown()
+    rows, sources, failed = [], [], []
+    for job, info, paths, error in results:
+        if error is not None:
+            failed.append((job.source, error))
+            print(f"fetch: skipped {job.source}: {error}", file=sys.stderr)
+            continue
+        sources.append(info)
+        rows += [Row(p, job.label, job.split, job.speaker) for p in paths]
+    return rows, sources, failed
+
+
+def _check_counts(counts: dict[str, dict[str, int]], skipped: int, where: str) -> None:
+    for split in SPLITS:
+        if not sum(counts[split].values()):
+            raise FolderError(
+                f"no {split} clips from {where} ({skipped} files skipped): add files, raise "
+                f"dataset.split_fractions, or name the splits in a CSV (dataset.split_csv)")
+    empty = [label for label, n in counts["train"].items() if n == 0]
+    if empty:
+        raise FolderError(f"no train clips for {', '.join(empty)} in {where} ({skipped} files "
+                          "skipped); check the folder names against dataset.keywords")
