@@ -27,6 +27,13 @@ test: setup ## lint, then run the test suite
 firmware-test: setup ## build firmware/core on the host and under QEMU (Cortex-M4) and check it
 	python -m pytest tests/test_c_export.py tests/test_firmware_core.py
 
+.PHONY: serve bench-serve
+serve: setup ## serve the model on http://127.0.0.1:8080 (keyspot serve)
+	keyspot serve
+
+bench-serve: setup ## keyspot serve against the tutorials' Flask server: latency, req/s, ratio
+	python bench/serve_bench.py
+
 lint: setup ## ruff
 	ruff check keyspot stages tests
 

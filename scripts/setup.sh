@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 
 # espeak-ng, flite: synthetic speech; sox: audio checks; gcc, make: host C
 # builds; the arm-none-eabi toolchain and qemu-system-arm: the Cortex-M4 build
-# and its emulated run.
-DEB_PACKAGES="espeak-ng flite sox gcc make gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
+# and its emulated run; chromium, chromium-driver: the web page's browser test.
+DEB_PACKAGES="espeak-ng flite sox gcc make gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm chromium chromium-driver"
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 

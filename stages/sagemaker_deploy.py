@@ -1,7 +1,10 @@
 """Stage sagemaker-deploy: package the SavedModel for SageMaker, deploy if enabled.
 
 Always writes models/sagemaker/model.tar.gz and reports/deploy.json. Only
-with deploy.enabled=true does it talk to AWS (S3 upload, SageMaker endpoint).
+with deploy.enabled=true does it talk to AWS: upload, SageMaker model,
+endpoint configuration, endpoint created or updated (or left alone when
+nothing changed), a smoke test (keyspot/deploy/sagemaker.py). A failed
+deploy exits 2 with the reason and leaves the previous reports/deploy.json.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""The sagemaker-deploy stage: model.tar.gz layout and bytes, the container's
-handlers end to end, and the deploy path against moto on loopback."""
+"""The sagemaker-deploy stage's package: model.tar.gz layout and bytes, the
+container's request handling end to end, the request parser, and the stage
+when deploying is off or misconfigured. The endpoint lifecycle against moto
+is tests/test_deploy_lifecycle.py."""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ import soundfile
 from keyspot import audio, features
 from keyspot.deploy import package
 from keyspot.features import FeatureSpec
-from keyspot.serve import handler
+from keyspot.serve import handler, tfserving
 from keyspot.serve.handler import RequestError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,7 +95,8 @@ def test_tarball_layout(model_dir, tmp_path):
                             "code", "code/inference.py", "code/requirements.txt", "code/spec.json",
                             "code/keyspot", "code/keyspot/__init__.py", "code/keyspot/audio.py",
                             "code/keyspot/features.py", "code/keyspot/serve",
-                            "code/keyspot/serve/__init__.py", "code/keyspot/serve/handler.py"])
+                            "code/keyspot/serve/__init__.py", "code/keyspot/serve/handler.py",
+                            "code/keyspot/serve/tfserving.py"])
     assert {(m.mtime, m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, 0, "", "")}
     assert {m.mode for m in members if m.isdir()} == {0o755}
     assert {m.mode for m in members if m.isfile()} == {0o644}
@@ -103,6 +105,7 @@ def test_tarball_layout(model_dir, tmp_path):
         read = lambda name: tar.extractfile(name).read()  # noqa: E731
         assert read("code/spec.json") == (root / "data/features/spec.json").read_bytes()
         assert read("code/keyspot/serve/handler.py") == Path(handler.__file__).read_bytes()
+        assert read("code/keyspot/serve/tfserving.py") == Path(tfserving.__file__).read_bytes()
         assert read("code/keyspot/features.py") == Path(features.__file__).read_bytes()
         reqs = read("code/requirements.txt").decode()
     for pin in ("numpy==2.2.6", "scipy==1.15.3", "soundfile==0.13.1"):
@@ -126,47 +129,42 @@ def test_package_errors_name_the_input(model_dir, tmp_path):
     assert not (tmp_path / "x.tar.gz").exists()
 
 
-# --- the container's handlers, from the extracted archive ------------------------------------
+# --- the container's handler, from the extracted archive ---------------------------------------
 
+# Loads code/inference.py as the SageMaker TensorFlow Serving container does
+# (python_service.py: importlib from /opt/ml/model/code) and calls
+# handler(data, context) with the container's context attributes.
 DRIVER = r"""
-import importlib.util, json, sys, types
+import importlib.util, io, json, sys, types
 code = sys.argv[1]
 spec = importlib.util.spec_from_file_location("inference", code + "/inference.py")
 inference = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(inference)
-mode, src, dst = sys.argv[2:5]
-where = {"handler": sys.modules["keyspot.serve.handler"].__file__,
-         "features": sys.modules["keyspot.features"].__file__,
-         "tensorflow": "tensorflow" in sys.modules}
-if mode == "input":
-    body = open(src, "rb").read()
-    ctx = types.SimpleNamespace(request_content_type=sys.argv[5], accept_header="application/json")
-    open(dst, "w").write(inference.input_handler(open(src, "rb"), ctx))
-elif mode == "output":
-    resp = types.SimpleNamespace(status_code=200, content=open(src, "rb").read())
-    body, content_type = inference.output_handler(resp, None)
-    open(dst, "w").write(json.dumps({"body": body, "content_type": content_type}))
-elif mode == "errors":
-    results = []
-    for body, content_type in json.loads(open(src).read()):
-        ctx = types.SimpleNamespace(request_content_type=content_type)
-        try:
-            inference.input_handler(types.SimpleNamespace(read=lambda b=body: b.encode("latin-1")), ctx)
-            results.append(None)
-        except Exception as err:
-            results.append([type(err).__name__, str(err)])
-    open(dst, "w").write(json.dumps(results))
-print(json.dumps(where))
+rest_uri, src, dst = sys.argv[2:5]
+results = []
+for body, content_type in json.loads(open(src).read()):
+    ctx = types.SimpleNamespace(request_content_type=content_type, accept_header="application/json",
+                                rest_uri=rest_uri)
+    try:
+        answer, answer_type = inference.handler(io.BytesIO(body.encode("latin-1")), ctx)
+        results.append({"body": answer, "content_type": answer_type})
+    except Exception as err:
+        results.append({"error": [type(err).__name__, str(err)]})
+open(dst, "w").write(json.dumps(results))
+print(json.dumps({"handler": sys.modules["keyspot.serve.handler"].__file__,
+                  "features": sys.modules["keyspot.features"].__file__,
+                  "tensorflow": "tensorflow" in sys.modules}))
 """
 
 
-def run_driver(code: Path, mode: str, src: Path, dst: Path, *extra: str) -> dict:
+def run_driver(code: Path, rest_uri: str, cases: list[tuple[bytes, str]], tmp: Path) -> tuple[list, dict]:
+    (tmp / "cases.json").write_text(json.dumps([(b.decode("latin-1"), t) for b, t in cases]))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run([sys.executable, "-c", DRIVER, str(code), mode, str(src), str(dst), *extra],
-                            cwd=code.parent.parent, env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run([sys.executable, "-c", DRIVER, str(code), rest_uri, str(tmp / "cases.json"),
+                             str(tmp / "results.json")],
+                            cwd=code.parent.parent, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads((tmp / "results.json").read_text()), json.loads(result.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
@@ -179,40 +177,71 @@ def extracted(model_dir, tmp_path_factory):
     return tmp / "opt/ml/model"
 
 
-def serve_like_tfs(version_dir: Path, request_json: str) -> bytes:
-    """What TensorFlow Serving's REST predict answers for {"instances": ...}."""
-    import tensorflow as tf
+class TFServingREST:
+    """TensorFlow Serving's REST predict API on loopback, running the archive's SavedModel
+    (1/) as TensorFlow Serving would: {"instances": ...} in, {"predictions": ...} out.
+    TensorFlow Serving itself is a C++ server outside PyPI and Debian."""
 
-    fn = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-    (name,) = fn.structured_input_signature[1]
-    instances = np.asarray(json.loads(request_json)["instances"], dtype=np.float32)
-    (output,) = fn(**{name: tf.constant(instances)}).values()
-    return json.dumps({"predictions": output.numpy().tolist()}).encode()
+    def __init__(self, version_dir: Path):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import tensorflow as tf
+
+        fn = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+        (name,) = fn.structured_input_signature[1]
+        self.requests: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append({"path": self.path, **request})
+                instances = np.asarray(request["instances"], dtype=np.float32)
+                (output,) = fn(**{name: tf.constant(instances)}).values()
+                answer = json.dumps({"predictions": output.numpy().tolist()}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.rest_uri = f"http://127.0.0.1:{self.server.server_address[1]}/v1/models/model:predict"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
-def test_container_round_trip_matches_keras(model_dir, extracted, spec, tmp_path):
+@pytest.fixture(scope="module")
+def tf_serving(extracted):
+    server = TFServingREST(extracted / "1")
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def test_container_round_trip_matches_keras(model_dir, extracted, tf_serving, spec, tmp_path):
     _, model = model_dir
-    code = extracted / "code"
     # Stereo, 22.05 kHz, 0.8 s: the handler must mix, resample and pad like load_clip.
     left = tone(22050, 0.8, 900, 7)
     wav = wav_bytes(np.stack([left, left // 2], axis=1), 22050)
-    (tmp_path / "body.wav").write_bytes(wav)
 
-    where = run_driver(code, "input", tmp_path / "body.wav", tmp_path / "request.json", "audio/wav")
+    (out,), where = run_driver(extracted / "code", tf_serving.rest_uri, [(wav, "audio/wav")], tmp_path)
     # The extracted copy serves, not this checkout, and TensorFlow stays out of the handler.
+    code = extracted / "code"
     assert Path(where["handler"]).is_relative_to(code) and Path(where["features"]).is_relative_to(code)
     assert where["tensorflow"] is False
+    assert out["content_type"] == "application/json", out
+    (request,) = tf_serving.requests
+    assert request["path"] == "/v1/models/model:predict"
+    assert np.asarray(request["instances"]).shape == (1, 49, 10, 1)
 
-    request = (tmp_path / "request.json").read_text()
-    (tmp_path / "tfs.json").write_bytes(serve_like_tfs(extracted / "1", request))
-    run_driver(code, "output", tmp_path / "tfs.json", tmp_path / "response.json")
-    out = json.loads((tmp_path / "response.json").read_text())
-    assert out["content_type"] == "application/json"
     (pred,) = json.loads(out["body"])["predictions"]
     assert list(pred["probabilities"]) == list(LABELS)
     probs = np.array(list(pred["probabilities"].values()))
     assert probs.sum() == pytest.approx(1.0, abs=1e-5)
-
     feats = features.compute(audio.load_clip(wav, spec.sample_rate, spec.clip_samples), spec)
     expected = model.predict(feats[..., None], verbose=0)[0]
     np.testing.assert_allclose(probs, expected, rtol=1e-4, atol=1e-6)
@@ -220,16 +249,16 @@ def test_container_round_trip_matches_keras(model_dir, extracted, spec, tmp_path
 
 
 def test_container_handler_errors(extracted, tmp_path):
-    cases = [("", "audio/wav"), ("RIFF....this is not audio", "audio/wav"),
-             ("hello", "text/plain"), ('{"features": [[1, 2, 3]]}', "application/json")]
-    (tmp_path / "cases.json").write_text(json.dumps(cases))
-    run_driver(extracted / "code", "errors", tmp_path / "cases.json", tmp_path / "errors.json")
-    errors = json.loads((tmp_path / "errors.json").read_text())
-    assert [e[0] for e in errors] == ["RequestError"] * 4
-    assert "empty request body" in errors[0][1]
-    assert "not audio" in errors[1][1]
-    assert "unsupported content type 'text/plain'" in errors[2][1]
-    assert "expected (batch, 49, 10)" in errors[3][1]
+    cases = [(b"", "audio/wav"), (b"RIFF....this is not audio", "audio/wav"),
+             (b"hello", "text/plain"), (b'{"features": [[1, 2, 3]]}', "application/json")]
+    # Nothing listens on the discard port: a bad request must fail before TensorFlow Serving.
+    errors, _ = run_driver(extracted / "code", "http://127.0.0.1:9/v1/models/model:predict", cases, tmp_path)
+    assert [e["error"][0] for e in errors] == ["RequestError", "RequestError", "UnsupportedContentType",
+                                              "RequestError"]
+    assert "empty request body" in errors[0]["error"][1]
+    assert "not audio" in errors[1]["error"][1]
+    assert "unsupported content type 'text/plain'" in errors[2]["error"][1]
+    assert "expected (batch, 49, 10)" in errors[3]["error"][1]
 
 
 # --- the handler in-process: every input route gives the reference features ------------------
@@ -292,10 +321,10 @@ def test_format_response(spec):
     json.dumps(out)  # plain floats, serialisable
     with pytest.raises(ValueError, match="4 labels"):
         handler.format_response(np.zeros((1, 3)), spec)
-    np.testing.assert_array_equal(handler.tfs_predictions(b'{"predictions": [{"probs": [0.5, 0.5]}]}'),
+    np.testing.assert_array_equal(tfserving.predictions(b'{"predictions": [{"probs": [0.5, 0.5]}]}'),
                                   [[0.5, 0.5]])
     with pytest.raises(ValueError, match="without predictions"):
-        handler.tfs_predictions(b'{"error": "boom"}')
+        tfserving.predictions(b'{"error": "boom"}')
 
 
 # --- the stage, disabled and enabled ------------------------------------------------------------
@@ -370,194 +399,12 @@ def test_stage_errors_are_one_line(model_dir, tmp_path):
 
     compose_params(work / "params.yaml", "deploy.enabled=true", "deploy.bucket=b")
     result = run_stage(work, offline_env())
-    assert result.returncode == 2 and f"{ROLE_ENV} is not set" in result.stderr
+    assert result.returncode == 2 and f"no execution role: export {ROLE_ENV}=" in result.stderr
+    result = run_stage(work, offline_env(**{ROLE_ENV: "my-role"}))
+    assert result.returncode == 2 and f"{ROLE_ENV}: 'my-role' is not an IAM role ARN" in result.stderr
 
     shutil.rmtree(work / "models/saved_model")
     compose_params(work / "params.yaml")
     result = run_stage(work, offline_env())
     assert result.returncode == 2 and "saved_model.pb; run `dvc repro train`" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-@pytest.fixture
-def moto_url():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    # moto keeps its state in this process: start every test from nothing.
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10)
-    yield url
-    server.stop()
-
-
-def moto_client(url: str, service: str):
-    import boto3
-
-    return boto3.client(service, region_name="us-east-1", endpoint_url=url,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
-
-
-class FakeRuntime:
-    """SageMaker Runtime's InvokeEndpoint on loopback, answering as our container would
-    (keyspot.serve.handler + the SavedModel). moto's own runtime in server mode
-    decodes request bodies as UTF-8, so it cannot take a WAV."""
-
-    def __init__(self, version_dir: Path, spec: FeatureSpec):
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        import tensorflow as tf
-
-        fn = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-        (name,) = fn.structured_input_signature[1]
-        runtime = self
-        self.requests: list[tuple[str, str, bytes]] = []
-        self.reply: bytes | None = None  # set to answer with these bytes instead
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                runtime.requests.append((self.path, self.headers["Content-Type"], body))
-                if runtime.reply is None:
-                    feats = handler.parse_request(body, self.headers["Content-Type"], spec)
-                    (probs,) = fn(**{name: tf.constant(handler.model_input(feats))}).values()
-                    answer = json.dumps(handler.format_response(probs.numpy(), spec)).encode()
-                else:
-                    answer = runtime.reply
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("x-Amzn-Invoked-Production-Variant", "AllTraffic")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def fake_runtime(model_dir, spec):
-    root, _ = model_dir
-    runtime = FakeRuntime(root / "models/saved_model", spec)
-    yield runtime
-    runtime.server.shutdown()
-    runtime.server.server_close()
-
-
-def test_stage_enabled_against_moto(model_dir, tmp_path, moto_url, fake_runtime, spec):
-    work = stage_workdir(model_dir, tmp_path, "deploy.enabled=true", "deploy.bucket=keyspot-models",
-                         "deploy.prefix=kws/models")
-    moto_client(moto_url, "s3").create_bucket(Bucket="keyspot-models")
-    env = offline_env(AWS_ENDPOINT_URL=moto_url, AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=fake_runtime.url,
-                      **{ROLE_ENV: ROLE})
-
-    result = run_stage(work, env)
-    assert result.returncode == 0, result.stderr
-    tarball = (work / "models/sagemaker/model.tar.gz").read_bytes()
-    sha = hashlib.sha256(tarball).hexdigest()
-    report = json.loads((work / "reports/deploy.json").read_text())
-    model_data = f"s3://keyspot-models/kws/models/{sha}/model.tar.gz"
-    name = f"keyspot-kws-{sha[:12]}"
-    assert report["enabled"] is True and report["sha256"] == sha and report["model_data"] == model_data
-    endpoint = report["endpoint"]
-    assert endpoint["name"] == "keyspot-kws" and endpoint["action"] == "created"
-    assert endpoint["status"] == "InService" and endpoint["model_name"] == name
-    assert endpoint["image"].endswith(".amazonaws.com/tensorflow-inference:2.16-cpu")
-    # The smoke test sent a WAV to the endpoint and got our labels back.
-    ((path, content_type, body),) = fake_runtime.requests
-    assert (path, content_type) == ("/endpoints/keyspot-kws/invocations", "audio/wav")
-    assert body[:4] == b"RIFF"
-    (pred,) = endpoint["test_response"]["predictions"]
-    assert sorted(pred["probabilities"]) == sorted(LABELS)  # the report sorts keys
-
-    s3 = moto_client(moto_url, "s3")
-    assert s3.get_object(Bucket="keyspot-models", Key=f"kws/models/{sha}/model.tar.gz")["Body"].read() == tarball
-    sm = moto_client(moto_url, "sagemaker")
-    model = sm.describe_model(ModelName=name)
-    assert model["ExecutionRoleArn"] == ROLE
-    assert model["PrimaryContainer"]["ModelDataUrl"] == model_data
-    assert model["PrimaryContainer"]["Image"] == endpoint["image"]
-    (variant,) = sm.describe_endpoint_config(EndpointConfigName=name)["ProductionVariants"]
-    assert (variant["ModelName"], variant["InstanceType"], variant["InitialInstanceCount"]) == \
-        (name, "ml.t2.medium", 1)
-    described = sm.describe_endpoint(EndpointName="keyspot-kws")
-    assert (described["EndpointConfigName"], described["EndpointStatus"]) == (name, "InService")
-
-    # Same bytes again: nothing new is created, the endpoint is left as it is.
-    again = run_stage(work, env)
-    assert again.returncode == 0, again.stderr
-    assert json.loads((work / "reports/deploy.json").read_text())["endpoint"]["action"] == "unchanged"
-    assert len(sm.list_models()["Models"]) == 1
-
-
-def test_deploy_updates_endpoint_to_new_model(tmp_path, moto_url, fake_runtime, spec, monkeypatch):
-    """A new archive moves the existing endpoint to a new config. moto has no
-    UpdateEndpoint, so this client emulates it with delete + create."""
-    import boto3
-
-    from keyspot.deploy import sagemaker
-    from keyspot.params import Deploy
-
-    class UpdatingSageMaker:
-        def __init__(self, client):
-            self._client, self.updates = client, []
-
-        def __getattr__(self, name):
-            return getattr(self._client, name)
-
-        def update_endpoint(self, EndpointName, EndpointConfigName):  # noqa: N803
-            self.updates.append((EndpointName, EndpointConfigName))
-            self._client.delete_endpoint(EndpointName=EndpointName)
-            self._client.create_endpoint(EndpointName=EndpointName, EndpointConfigName=EndpointConfigName)
-
-    sm = UpdatingSageMaker(moto_client(moto_url, "sagemaker"))
-
-    class Session(boto3.session.Session):
-        def client(self, service, region_name=None):
-            if service == "sagemaker-runtime":
-                return moto_client(fake_runtime.url, service)
-            return sm if service == "sagemaker" else moto_client(moto_url, service)
-
-    monkeypatch.setenv(ROLE_ENV, ROLE)
-    moto_client(moto_url, "s3").create_bucket(Bucket="kws-bucket")
-    cfg = Deploy(enabled=True, region="us-east-1", framework_version="2.16", bucket="kws-bucket", prefix="",
-                 endpoint_name="kws", instance_type="ml.m5.large", instance_count=2)
-    results = []
-    for i in range(2):
-        tarball = tmp_path / f"{i}.tar.gz"
-        tarball.write_bytes(f"model {i}".encode())
-        sha = hashlib.sha256(tarball.read_bytes()).hexdigest()
-        results.append(sagemaker.deploy(tarball, sha, cfg, spec, session=Session(), wait_delay_s=1))
-        assert results[-1]["test_response"]["predictions"][0]["label"] in LABELS
-        assert results[-1]["model_data"] == f"s3://kws-bucket/{sha}/model.tar.gz"
-    assert [r["action"] for r in results] == ["created", "updated"]
-    assert sm.updates == [("kws", results[1]["endpoint_config"])]
-    assert sm.describe_endpoint(EndpointName="kws")["EndpointConfigName"] == results[1]["model_name"]
-
-
-def test_deploy_rejects_an_answer_that_is_not_ours(tmp_path, moto_url, fake_runtime, spec, monkeypatch):
-    from keyspot.deploy import DeployError, sagemaker
-    from keyspot.params import Deploy
-
-    monkeypatch.setenv(ROLE_ENV, ROLE)
-    env = offline_env(AWS_ENDPOINT_URL=moto_url, AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=fake_runtime.url)
-    for key, value in env.items():
-        if key.startswith("AWS_"):
-            monkeypatch.setenv(key, value)
-    moto_client(moto_url, "s3").create_bucket(Bucket="kws-bucket")
-    tarball = tmp_path / "m.tar.gz"
-    tarball.write_bytes(b"x")
-    cfg = Deploy(enabled=True, region="us-east-1", framework_version="2.16", bucket="kws-bucket", prefix="p",
-                 endpoint_name="kws", instance_type="ml.t2.medium", instance_count=1)
-    fake_runtime.reply = b'{"error": "model not loaded"}'
-    with pytest.raises(DeployError, match="not keyspot predictions"):
-        sagemaker.deploy(tarball, "0" * 64, cfg, spec)
-    with pytest.raises(DeployError, match="deploy.bucket is empty"):
-        sagemaker.deploy(tarball, "0" * 64, dataclasses.replace(cfg, bucket=""), spec)

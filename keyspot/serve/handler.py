@@ -1,8 +1,15 @@
-"""Inference requests in, model inputs out; model outputs in, JSON out.
+"""Inference requests in, answers out: the one request path of both hosts.
 
-The one implementation of request handling: the SageMaker TensorFlow Serving
-container (code/inference.py in model.tar.gz) and the local server both call
-it. It imports numpy, scipy and soundfile (through keyspot.audio) and nothing
+`handle(body, content_type, spec, predict)` turns a request body into
+features, asks `predict` for class probabilities and returns the JSON answer.
+Two hosts call it with a different `predict`:
+
+- `keyspot serve` (keyspot.serve.app) runs the model in-process;
+- the SageMaker TensorFlow Serving container runs code/inference.py from
+  model.tar.gz, whose `predict` posts the tensor to TensorFlow Serving
+  (keyspot.serve.tfserving).
+
+It imports numpy, scipy and soundfile (through keyspot.audio) and nothing
 else, because a copy of it runs inside that container without TensorFlow.
 
 Accepted bodies, by Content-Type:
@@ -15,12 +22,16 @@ Accepted bodies, by Content-Type:
   (frames, coefficients) or (batch, frames, coefficients[, 1]).
 - application/x-npy: an .npy array; int16 is PCM at the spec's rate, a float
   array is normalised features, shaped as above.
+
+A request that cannot be served raises RequestError, whose `status` is the
+HTTP status to answer with (400, 413 or 415).
 """
 
 from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 
 import numpy as np
 
@@ -31,25 +42,59 @@ WAV_TYPES = ("audio/wav", "audio/x-wav", "audio/wave")
 JSON_TYPE = "application/json"
 NPY_TYPE = "application/x-npy"
 CONTENT_TYPES = (*WAV_TYPES, JSON_TYPE, NPY_TYPE)
+# Longer clips are refused rather than silently cut to the model's window:
+# a 10-minute recording is not a keyword, and decoding it costs memory.
+DEFAULT_MAX_CLIP_SECONDS = 10.0
+# Resampling cost grows with the rate ratio's terms; rates outside this range
+# are no microphone's, so they are refused rather than resampled.
+SAMPLE_RATES = (1000, 384_000)
 
 
 class RequestError(ValueError):
-    """The request cannot be served as sent (an HTTP 4xx)."""
+    """The request cannot be served as sent; `status` is the HTTP status to answer."""
+
+    status = 400
 
 
-def parse_request(body: bytes, content_type: str, spec: FeatureSpec) -> np.ndarray:
+class UnsupportedContentType(RequestError):
+    status = 415
+
+
+class TooLarge(RequestError):
+    status = 413
+
+
+def handle(body: bytes, content_type: str, spec: FeatureSpec,
+           predict: Callable[[np.ndarray], np.ndarray], *,
+           max_clip_seconds: float = DEFAULT_MAX_CLIP_SECONDS) -> dict:
+    """The whole request: body -> features -> `predict` -> {"predictions": [...]}.
+
+    `predict` takes the model input (batch, frames, coefficients, 1) float32
+    and returns class probabilities (batch, n_labels).
+    """
+    feats = parse_request(body, content_type, spec, max_clip_seconds=max_clip_seconds)
+    return format_response(predict(model_input(feats)), spec)
+
+
+def parse_request(body: bytes, content_type: str, spec: FeatureSpec, *,
+                  max_clip_seconds: float = DEFAULT_MAX_CLIP_SECONDS) -> np.ndarray:
     """A request body to normalised float32 features (batch, frames, coefficients)."""
     if body is None or len(body) == 0:
         raise RequestError("empty request body")
     kind = (content_type or "").split(";")[0].strip().lower()
     if kind not in CONTENT_TYPES:
-        raise RequestError(f"unsupported content type {content_type!r}; "
-                           f"send one of {', '.join(CONTENT_TYPES)}")
+        raise UnsupportedContentType(f"unsupported content type {content_type!r}; "
+                                     f"send one of {', '.join(CONTENT_TYPES)}")
     if kind in WAV_TYPES:
         try:
-            pcm = audio.load_clip(bytes(body), spec.sample_rate, spec.clip_samples)
+            samples, rate = audio.decode(bytes(body))
         except audio.AudioError as err:
             raise RequestError(f"body is not audio: {err}") from None
+        _check_rate(rate)
+        _check_duration(samples.shape[0], rate, max_clip_seconds)
+        # The steps of audio.load_clip, with the length checked before resampling.
+        mono = audio.resample(audio.to_mono(samples), rate, spec.sample_rate)
+        pcm = audio.to_int16(audio.fit_length(mono, spec.clip_samples))
         return features.compute(pcm[None, :], spec)
     if kind == NPY_TYPE:
         try:
@@ -57,7 +102,7 @@ def parse_request(body: bytes, content_type: str, spec: FeatureSpec) -> np.ndarr
         except (ValueError, OSError, EOFError) as err:
             raise RequestError(f"body is not a .npy array: {err}") from None
         if array.dtype == np.int16:
-            return _pcm_features(array, spec.sample_rate, spec)
+            return _pcm_features(array, spec.sample_rate, spec, max_clip_seconds)
         if not np.issubdtype(array.dtype, np.floating):
             raise RequestError(f".npy array of dtype {array.dtype}: send int16 PCM or float features")
         return _check_features(array, spec)
@@ -75,7 +120,19 @@ def parse_request(body: bytes, content_type: str, spec: FeatureSpec) -> np.ndarr
     pcm = _array(data["pcm"], "pcm", np.float64)
     if np.any(pcm != np.round(pcm)) or np.any(pcm < -32768) or np.any(pcm > 32767):
         raise RequestError('"pcm" must hold int16 samples (integers from -32768 to 32767)')
-    return _pcm_features(pcm.astype(np.int16), rate, spec)
+    return _pcm_features(pcm.astype(np.int16), rate, spec, max_clip_seconds)
+
+
+def _check_rate(rate: int) -> None:
+    low, high = SAMPLE_RATES
+    if not low <= rate <= high:
+        raise RequestError(f"sample rate {rate} Hz is outside {low}..{high} Hz")
+
+
+def _check_duration(samples: int, rate: int, max_clip_seconds: float) -> None:
+    if samples > max_clip_seconds * rate:
+        raise TooLarge(f"clip is {samples / rate:.1f} s long; send at most {max_clip_seconds:g} s "
+                       "(the model hears the centre of what it gets)")
 
 
 def _array(value, key: str, dtype) -> np.ndarray:
@@ -88,10 +145,12 @@ def _array(value, key: str, dtype) -> np.ndarray:
     return array
 
 
-def _pcm_features(pcm: np.ndarray, rate: int, spec: FeatureSpec) -> np.ndarray:
+def _pcm_features(pcm: np.ndarray, rate: int, spec: FeatureSpec, max_clip_seconds: float) -> np.ndarray:
     """int16 PCM (samples,) or (batch, samples) at `rate` to features."""
-    if pcm.ndim not in (1, 2) or pcm.shape[-1] == 0:
+    if pcm.ndim not in (1, 2) or pcm.shape[-1] == 0 or pcm.size == 0:
         raise RequestError(f"PCM must be (samples,) or (batch, samples), got shape {pcm.shape}")
+    _check_rate(rate)
+    _check_duration(pcm.shape[-1], rate, max_clip_seconds)
     clips = pcm.reshape(-1, pcm.shape[-1])
     if rate != spec.sample_rate:
         floats = (clips.astype(np.float32) / 32768.0)
@@ -132,22 +191,3 @@ def format_response(probabilities, spec: FeatureSpec) -> dict:
         {"label": spec.labels[int(np.argmax(row))],
          "probabilities": {label: float(p) for label, p in zip(spec.labels, row, strict=True)}}
         for row in probs]}
-
-
-def tfs_request(feats: np.ndarray) -> str:
-    """Features to the TensorFlow Serving REST body {"instances": [...]}."""
-    return json.dumps({"instances": model_input(feats).tolist()})
-
-
-def tfs_predictions(body: bytes | str) -> np.ndarray:
-    """TensorFlow Serving's {"predictions": [...]} response to (batch, n_labels)."""
-    try:
-        predictions = json.loads(body)["predictions"]
-    except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"TensorFlow Serving answered without predictions: {str(body)[:200]}") from err
-    # A model with named outputs answers one {name: value} object per row.
-    if predictions and isinstance(predictions[0], dict):
-        if len(predictions[0]) != 1:
-            raise ValueError(f"expected one model output, got {sorted(predictions[0])}")
-        predictions = [next(iter(row.values())) for row in predictions]
-    return np.asarray(predictions, dtype=np.float64)
