@@ -7,13 +7,14 @@ leave a half-written file where the next stage would read it.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -55,6 +56,55 @@ def save_npz(dest: Path | str, /, **arrays: np.ndarray) -> None:
             np.lib.format.write_array(entry, np.asarray(arrays[name]), allow_pickle=False)
             archive.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_EPOCH), entry.getvalue())
     write_bytes(dest, buffer.getvalue())
+
+
+@dataclasses.dataclass
+class Streamed:
+    """An array written chunk by chunk: its final shape and dtype, and an
+    iterable of arrays that concatenate (along axis 0) to it."""
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    chunks: Iterable[np.ndarray]
+
+
+def save_npz_streamed(dest: Path | str, /, **arrays: np.ndarray | Streamed) -> None:
+    """Like `save_npz`, but `Streamed` arrays go to disk chunk by chunk, so
+    an array larger than memory can be written. Reproducible bytes; the file
+    appears only when complete."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as archive:
+            for name in sorted(arrays):
+                value = arrays[name]
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_EPOCH)
+                with archive.open(info, "w", force_zip64=True) as entry:
+                    if isinstance(value, Streamed):
+                        _write_streamed(entry, value, name)
+                    else:
+                        np.lib.format.write_array(entry, np.asarray(value), allow_pickle=False)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_streamed(entry, value: Streamed, name: str) -> None:
+    dtype = np.dtype(value.dtype)
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+              "shape": tuple(int(d) for d in value.shape)}
+    np.lib.format.write_array_header_1_0(entry, header)
+    rows, row_shape = 0, tuple(value.shape[1:])
+    for chunk in value.chunks:
+        chunk = np.ascontiguousarray(chunk, dtype=dtype)
+        if chunk.shape[1:] != row_shape:
+            raise ValueError(f"{name}: chunk of shape {chunk.shape}, rows must be {row_shape}")
+        entry.write(chunk.tobytes())
+        rows += len(chunk)
+    if rows != value.shape[0]:
+        raise ValueError(f"{name}: {rows} rows written, {value.shape[0]} declared")
 
 
 def normalise_zip(path: Path | str, rewrite: dict[str, Callable[[bytes], bytes]] | None = None) -> None:

@@ -7,6 +7,7 @@ SageMaker serving container and in `keyspot predict`.
 from __future__ import annotations
 
 import io
+import struct
 from math import gcd
 from pathlib import Path
 
@@ -66,8 +67,44 @@ def to_int16(samples: np.ndarray) -> np.ndarray:
     return np.clip(np.round(samples * 32768.0), -32768, 32767).astype(np.int16)
 
 
+def pcm16_mono(data: bytes) -> tuple[np.ndarray, int] | None:
+    """The samples and rate of a plain 16-bit mono PCM WAV, else None.
+
+    Most clips of a dataset are exactly this; reading them without
+    libsndfile is about ten times faster and gives the same samples.
+    Anything unusual (other formats, extensible headers, odd chunks) returns
+    None and goes through `decode`.
+    """
+    if len(data) < 44 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    pos, fmt = 12, None
+    while pos + 8 <= len(data):
+        chunk, size = data[pos:pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        body = pos + 8
+        if chunk == b"fmt " and size >= 16:
+            fmt = struct.unpack_from("<HHIIHH", data, body)
+        elif chunk == b"data":
+            if fmt is None or fmt[0] != 1 or fmt[1] != 1 or fmt[5] != 16:
+                return None
+            end = min(body + size, len(data))
+            n = (end - body) // 2
+            if n == 0:
+                return None
+            return np.frombuffer(data, dtype="<i2", count=n, offset=body), int(fmt[2])
+        pos = body + size + (size & 1)
+    return None
+
+
 def load_clip(source: str | Path | bytes, sample_rate: int, clip_samples: int) -> np.ndarray:
     """Any readable audio to int16 mono at `sample_rate`, `clip_samples` long."""
+    if not isinstance(source, (bytes, bytearray)):
+        try:
+            data = Path(source).read_bytes()
+        except OSError:
+            data = b""  # decode() reports the missing or unreadable file
+        fast = pcm16_mono(data)
+        if fast is not None and fast[1] == sample_rate:
+            return fit_length(fast[0], clip_samples).astype(np.int16)
     samples, rate = decode(source)
     mono = resample(to_mono(samples), rate, sample_rate)
     return to_int16(fit_length(mono, clip_samples))

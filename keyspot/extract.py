@@ -1,17 +1,27 @@
 """The features stage: clips of a manifest -> per-split feature arrays.
 
-Training clips are augmented here (time shift, added noise) into extra
-copies, so that the model sees the variations a microphone brings. The
-normalisation statistics are measured on the training split and written
-into the spec, which every later consumer reads.
+Clips are decoded and turned into features in fixed-size chunks on a pool
+of threads (numpy, scipy's FFT and file reads release the GIL, so threads
+use every core without the start-up and copying cost of processes). Each
+finished chunk is written straight into a memory-mapped scratch array, so
+memory stays flat whatever the dataset size; a second streamed pass
+normalises with the training split's statistics and writes the .npz files.
+Results do not depend on the number of workers: chunks are fixed in size
+and consumed in order.
+
+Training-time augmentation lives in the train stage (keyspot/augment.py),
+which reads the clips of the training split from data/raw itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
+import os
 import sys
+import tempfile
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -21,45 +31,99 @@ from keyspot import artifacts, audio, features
 from keyspot.data.manifest import read_manifest
 
 SPLITS = ("train", "val", "test")
+# Clips per task: large enough that numpy's per-call overhead vanishes,
+# small enough that a chunk's arrays stay a few megabytes.
+CHUNK = 256
 
 
-def _rng(seed: int, *parts) -> np.random.Generator:
-    digest = hashlib.sha256(repr((seed, *parts)).encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
-
-
-def augment(pcm: np.ndarray, rng: np.random.Generator, sample_rate: int, aug) -> np.ndarray:
-    """Shift in time (zero fill) and add white noise at a random SNR."""
-    x = pcm.astype(np.float32)
-    max_shift = int(sample_rate * aug.shift_ms / 1000)
-    shift = int(rng.integers(-max_shift, max_shift + 1)) if max_shift else 0
-    x = np.roll(x, shift)
-    if shift > 0:
-        x[:shift] = 0
-    elif shift < 0:
-        x[shift:] = 0
-    power = float(np.mean(x ** 2))
-    if power > 0:
-        snr_db = rng.uniform(*aug.noise_snr_db_range)
-        x += rng.standard_normal(x.shape).astype(np.float32) * np.sqrt(power / 10 ** (snr_db / 10))
-    return np.clip(np.round(x), -32768, 32767).astype(np.int16)
-
-
-def load_split(raw_dir: Path, rows, spec: features.FeatureSpec) -> tuple[np.ndarray, list]:
-    """Decode every clip of a split; report and skip the unreadable ones."""
-    pcm, kept = [], []
-    for row in tqdm(rows, desc="decode", unit="clip", leave=False, disable=None, file=sys.stderr):
+def _chunk_features(paths: list[Path], spec: features.FeatureSpec):
+    """Decode and featurise one chunk; unreadable clips come back as errors."""
+    pcm = np.zeros((len(paths), spec.clip_samples), np.int16)
+    ok = np.zeros(len(paths), bool)
+    errors = []
+    for i, path in enumerate(paths):
         try:
-            pcm.append(audio.load_clip(raw_dir / row.path, spec.sample_rate, spec.clip_samples))
-            kept.append(row)
+            pcm[i] = audio.load_clip(path, spec.sample_rate, spec.clip_samples)
+            ok[i] = True
         except audio.AudioError as err:
-            print(f"features: skipped {err}", file=sys.stderr)
-    if not pcm:
-        return np.zeros((0, spec.clip_samples), np.int16), kept
-    return np.stack(pcm), kept
+            errors.append(str(err))
+    return features.unnormalised(pcm, spec), ok, errors
 
 
-def run(params, raw_dir: Path, out_dir: Path) -> dict:
+def stream_features(paths: list[Path], spec: features.FeatureSpec, workers: int = 0):
+    """Yield (start, features, ok, errors) per chunk, in order.
+
+    At most two chunks per worker are in flight, so memory does not grow
+    with the number of clips.
+    """
+    workers = workers or os.cpu_count() or 1
+    starts = range(0, len(paths), CHUNK)
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque = deque()
+        for start in starts:
+            pending.append((start, pool.submit(_chunk_features, paths[start:start + CHUNK], spec)))
+            if len(pending) >= 2 * workers:
+                start_done, future = pending.popleft()
+                yield (start_done, *future.result())
+        while pending:
+            start_done, future = pending.popleft()
+            yield (start_done, *future.result())
+
+
+class RunningStats:
+    """Per-coefficient mean and variance over chunks (Chan et al.'s merge),
+    in float64 and in chunk order, so the result is exactly reproducible."""
+
+    def __init__(self, size: int):
+        self.count = 0
+        self.mean = np.zeros(size)
+        self.m2 = np.zeros(size)
+
+    def update(self, x: np.ndarray) -> None:
+        x = x.reshape(-1, self.mean.size).astype(np.float64)
+        if len(x) == 0:
+            return
+        n, mean = len(x), x.mean(axis=0)
+        m2 = ((x - mean) ** 2).sum(axis=0)
+        delta = mean - self.mean
+        total = self.count + n
+        self.mean = self.mean + delta * (n / total)
+        self.m2 = self.m2 + m2 + delta ** 2 * (self.count * n / total)
+        self.count = total
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(self.m2 / max(self.count, 1))
+
+
+def _extract_split(raw_dir: Path, rows, spec, scratch: Path, workers: int, stats):
+    """Features of one split into a scratch memmap; return it, the kept mask."""
+    paths = [raw_dir / r.path for r in rows]
+    shape = (len(rows), *spec.shape)
+    out = np.lib.format.open_memmap(scratch, mode="w+", dtype=np.float32, shape=shape)
+    kept = np.zeros(len(rows), bool)
+    with tqdm(total=len(rows), desc="features", unit="clip", leave=False, disable=None,
+              file=sys.stderr) as bar:
+        for start, chunk, ok, errors in stream_features(paths, spec, workers):
+            out[start:start + len(chunk)] = chunk
+            kept[start:start + len(chunk)] = ok
+            if stats is not None:
+                stats.update(chunk[ok])
+            for error in errors:
+                tqdm.write(f"features: skipped {error}", file=sys.stderr)
+            bar.update(len(chunk))
+    out.flush()
+    return out, kept
+
+
+def _normalised_chunks(raw: np.ndarray, kept: np.ndarray, spec):
+    for start in range(0, len(raw), CHUNK):
+        block = raw[start:start + CHUNK][kept[start:start + CHUNK]]
+        if len(block):
+            yield features.normalise(block, spec)
+
+
+def run(params, raw_dir: Path, out_dir: Path, workers: int | None = None) -> dict:
     """Extract features for every split into out_dir; return counts per split."""
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     labels = json.loads((raw_dir / "labels.json").read_text())
@@ -70,37 +134,49 @@ def run(params, raw_dir: Path, out_dir: Path) -> dict:
     unknown = sorted({r.label for r in rows} - set(label_id))
     if unknown:
         raise ValueError(f"{raw_dir / 'manifest.csv'}: labels {unknown} are not in labels.json")
+    # The worker count changes speed only, never results: not a DVC param.
+    workers = params.dataset.workers if workers is None else workers
 
-    raw_features, label_ids, paths = {}, {}, {}
-    for split in SPLITS:
-        split_rows = [r for r in rows if r.split == split]
-        pcm, kept = load_split(raw_dir, split_rows, spec)
-        ids = np.array([label_id[r.label] for r in kept], dtype=np.int32)
-        names = [r.path for r in kept]
-        if split == "train" and params.features.augment.copies > 0 and len(pcm):
-            extra = [augment(clip, _rng(params.seed, "augment", name, copy), spec.sample_rate,
-                             params.features.augment)
-                     for copy in range(params.features.augment.copies)
-                     for clip, name in zip(pcm, names, strict=True)]
-            pcm = np.concatenate([pcm, np.stack(extra)])
-            ids = np.tile(ids, params.features.augment.copies + 1)
-            names = names * (params.features.augment.copies + 1)
-        if len(pcm) == 0:
-            raise ValueError(f"{raw_dir / 'manifest.csv'}: the {split} split has no readable clips")
-        raw_features[split] = np.concatenate(
-            [features.unnormalised(pcm[i:i + 1024], spec) for i in range(0, len(pcm), 1024)])
-        label_ids[split], paths[split] = ids, names
-
-    train = raw_features["train"].reshape(-1, spec.num_coefficients).astype(np.float64)
-    spec = dataclasses.replace(spec, mean=tuple(float(v) for v in train.mean(axis=0)),
-                               std=tuple(float(v) for v in np.maximum(train.std(axis=0), 1e-6)))
-
+    artifacts.clear_stale(out_dir)
     counts = {}
-    with artifacts.staged_dir(out_dir) as tmp:
-        for split in SPLITS:
-            x = features.normalise(raw_features[split], spec)
-            artifacts.save_npz(tmp / f"{split}.npz", x=x, y=label_ids[split],
-                               path=np.array(paths[split]))
-            counts[split] = int(len(x))
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.scratch.") as scratch, \
+            artifacts.staged_dir(out_dir) as tmp:
+        extracted = {}
+        stats = RunningStats(spec.num_coefficients)
+        for split in SPLITS:  # train first: its statistics normalise every split
+            split_rows = [r for r in rows if r.split == split]
+            raw, kept = _extract_split(raw_dir, split_rows, spec, Path(scratch) / f"{split}.npy",
+                                       workers, stats if split == "train" else None)
+            if not kept.any():
+                raise ValueError(f"{raw_dir / 'manifest.csv'}: the {split} split has no readable clips")
+            extracted[split] = (raw, kept, split_rows)
+        spec = dataclasses.replace(spec, mean=tuple(float(v) for v in stats.mean),
+                                   std=tuple(float(v) for v in np.maximum(stats.std, 1e-6)))
+        for split, (raw, kept, split_rows) in extracted.items():
+            ids = np.array([label_id[r.label] for r in split_rows], dtype=np.int32)[kept]
+            names = np.array([r.path for r in split_rows])[kept]
+            artifacts.save_npz_streamed(
+                tmp / f"{split}.npz",
+                x=artifacts.Streamed((int(kept.sum()), *spec.shape), np.float32,
+                                     _normalised_chunks(raw, kept, spec)),
+                y=ids, path=names)
+            counts[split] = int(kept.sum())
+            del raw
         spec.save(tmp / "spec.json")
     return counts
+
+
+def _decode_chunk(paths: list[Path], spec: features.FeatureSpec) -> np.ndarray:
+    return np.stack([audio.load_clip(p, spec.sample_rate, spec.clip_samples) for p in paths])
+
+
+def stream_pcm(paths: list[Path], spec: features.FeatureSpec, workers: int = 0) -> np.ndarray:
+    """Decode clips (all known to be readable) into one int16 array, in order."""
+    out = np.zeros((len(paths), spec.clip_samples), np.int16)
+    with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+        chunks = [(s, pool.submit(_decode_chunk, paths[s:s + CHUNK], spec))
+                  for s in range(0, len(paths), CHUNK)]
+        for start, future in chunks:
+            block = future.result()
+            out[start:start + len(block)] = block
+    return out

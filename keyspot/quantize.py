@@ -166,8 +166,12 @@ def run(params, model_path: Path, saved_model_dir: Path, features_dir: Path,
     artifacts.write_bytes(tflite_path, model)
     artifacts.write_json(report_path, report)
 
-    with tracking.model_run(params, model_path) as (mlflow, _):
+    with tracking.model_run(params, model_path) as (mlflow, run):
         mlflow.log_metrics({k: float(v) for k, v in report.items()
                             if isinstance(v, (int, float)) and not isinstance(v, bool)})
         mlflow.log_artifact(str(tflite_path), "model")
+        mlflow.set_tag(tracking.INT8_HASH_TAG, tracking.file_sha256(tflite_path))
+        version = tracking.register_model(mlflow, run, params)
+        print(f"quantize: registered {tracking.registered_model_name(params)} version {version}"
+              + (f" as @{params.tracking.alias}" if params.tracking.alias else ""))
     return report

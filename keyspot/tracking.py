@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 MODEL_HASH_TAG = "keyspot.model_sha256"
+INT8_HASH_TAG = "keyspot.int8_sha256"
 
 
 def file_sha256(path: Path | str) -> str:
@@ -27,6 +28,10 @@ def file_sha256(path: Path | str) -> str:
     return digest.hexdigest()
 
 
+def _repo_root() -> Path:
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd())
+
+
 def tracking_uri(params) -> str:
     """MLFLOW_TRACKING_URI wins; a relative sqlite path is made absolute
     against the repository root. DVC sets DVC_ROOT to the workspace's root
@@ -35,7 +40,7 @@ def tracking_uri(params) -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
-        root = Path(os.environ.get("DVC_ROOT") or Path.cwd())
+        root = _repo_root()
         uri = prefix + str((root / uri[len(prefix):]).resolve())
     return uri
 
@@ -57,10 +62,21 @@ def _setup(params):
     # stage output; warnings still show.
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # The sagemaker SDK installs sagemaker-mlflow, whose request-header plugin
+    # takes every tracking URI for a SageMaker ARN and warns on each request
+    # to any other server; the headers it would add are SageMaker's only.
+    logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ERROR)
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri(params))
-    mlflow.set_experiment(experiment_name(params))
+    uri = tracking_uri(params)
+    mlflow.set_tracking_uri(uri)
+    name = experiment_name(params)
+    if uri.startswith("sqlite:") and mlflow.get_experiment_by_name(name) is None:
+        # A local store keeps artifacts in the repository's mlruns/, not in
+        # the working directory of whichever run made the experiment first
+        # (a queued experiment runs in a temporary copy).
+        mlflow.create_experiment(name, artifact_location=(_repo_root() / "mlruns").resolve().as_uri())
+    mlflow.set_experiment(name)
     return mlflow
 
 
@@ -88,20 +104,48 @@ def train_run(params):
 
 
 @contextmanager
-def model_run(params, model_path: Path | str):
-    """The run that trained `model_path`, found by its hash; a new run when
-    the model came from elsewhere (a `dvc pull`, another machine's store)."""
+def model_run(params, model_path: Path | str, tag: str = MODEL_HASH_TAG, stage: str = "evaluate"):
+    """The run that made `model_path`, found by its hash under `tag`; a new
+    run when the model came from elsewhere (a `dvc pull`, another store)."""
     from keyspot.params import flatten
 
     mlflow = _setup(params)
     sha = file_sha256(model_path)
-    found = mlflow.search_runs(filter_string=f"tags.`{MODEL_HASH_TAG}` = '{sha}'",
+    found = mlflow.search_runs(filter_string=f"tags.`{tag}` = '{sha}'",
                                order_by=["attributes.start_time DESC"], max_results=1,
                                output_format="list")
     if found:
         with mlflow.start_run(run_id=found[0].info.run_id) as run:
             yield mlflow, run
         return
-    with mlflow.start_run(tags={**_tags("evaluate"), MODEL_HASH_TAG: sha}) as run:
+    with mlflow.start_run(tags={**_tags(stage), tag: sha}) as run:
         mlflow.log_params(flatten(params))
         yield mlflow, run
+
+
+def registered_model_name(params) -> str:
+    return params.tracking.registered_model or f"keyspot-{params.dataset.name}-{params.model.name}"
+
+
+def register_model(mlflow, run, params) -> str:
+    """Register the run's `model` artifacts (Keras and int8 models) as a new
+    version of the registered model and point `tracking.alias` at it; a
+    rerun for the same run reuses its version. Returns the version."""
+    client = mlflow.MlflowClient()
+    name = registered_model_name(params)
+    if not client.search_registered_models(filter_string=f"name = '{name}'"):
+        client.create_registered_model(name, description="keyspot keyword-spotting models "
+                                       "(model.keras and model_int8.tflite)")
+    run_id = run.info.run_id
+    existing = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    version = existing[0].version if existing else client.create_model_version(
+        name, f"runs:/{run_id}/model", run_id=run_id, tags={"keyspot.model": params.model.name}).version
+    if params.tracking.alias:
+        client.set_registered_model_alias(name, params.tracking.alias, version)
+    return str(version)
+
+
+def log_generated_sources(params, tflite_path: Path | str, out_dir: Path | str) -> None:
+    """Attach the generated C files to the run that made the int8 model."""
+    with model_run(params, tflite_path, tag=INT8_HASH_TAG, stage="c-export") as (mlflow, _):
+        mlflow.log_artifacts(str(out_dir), "firmware")

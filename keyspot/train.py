@@ -1,8 +1,12 @@
 """Training: features -> a Keras model, seeded and deterministic.
 
-The best epoch on the validation split is kept. Outputs are written only
-when training completes, each atomically, so a killed run leaves the
-previous models in place and the next run starts cleanly.
+Each epoch sees freshly augmented training clips (keyspot/augment.py); the
+learning rate follows a cosine decay; training stops early when validation
+accuracy has not improved for `train.patience` epochs, and the best epoch on
+validation is the model. Class imbalance is evened out with inverse-frequency
+class weights. Outputs are written only when training completes, each
+atomically, so a killed run leaves the previous models in place and the
+next run starts cleanly.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keyspot import artifacts, keras_files
+from keyspot import artifacts, augment, checkpoint, features, keras_files
 from keyspot.features import FeatureSpec
 
 
@@ -33,6 +37,10 @@ def make_deterministic(seed: int) -> None:
     import keras
     import tensorflow as tf
 
+    # Layer names count up per process (conv2d, conv2d_1, ...) and are saved
+    # in model.keras: start the count afresh so names never depend on what
+    # was built before in the same process.
+    keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
@@ -53,19 +61,61 @@ def _history_csv(history: list[dict]) -> str:
     return out.getvalue()
 
 
-def run(params, features_dir: Path, models_dir: Path, reports_dir: Path) -> dict:
+def load_training_audio(raw_dir: Path, paths: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """int16 clips of the training split, in the order of train.npz."""
+    from keyspot.extract import stream_pcm
+
+    return stream_pcm([Path(raw_dir) / str(p) for p in paths], spec)
+
+
+class EpochData:
+    """The training examples of each epoch: the features of train.npz when
+    augmentation is off, else features of freshly augmented clips."""
+
+    def __init__(self, params, spec: FeatureSpec, features_dir: Path, raw_dir: Path):
+        self.params, self.spec = params, spec
+        with np.load(Path(features_dir) / "train.npz", allow_pickle=False) as data:
+            self.x, self.y, paths = data["x"], data["y"], data["path"]
+        self.aug = params.train.augment
+        self.augmenting = self.aug.prob > 0
+        if self.augmenting:
+            self.pcm = load_training_audio(raw_dir, paths, spec)
+            silence = spec.labels.index(augment.SILENCE) if augment.SILENCE in spec.labels else None
+            self.noise = augment.noise_bank(self.pcm, self.y, silence, params.seed)
+
+    def epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        order = augment.rng_for(self.params.seed, "order", epoch).permutation(len(self.y))
+        if not self.augmenting:
+            return self.x[order][..., None], self.y[order]
+        x = np.empty((len(order), *self.spec.shape), np.float32)
+        for start in range(0, len(order), 1024):
+            index = order[start:start + 1024]
+            pcm = augment.augment_waveforms(self.pcm[index], self.noise, self.aug, self.spec.sample_rate,
+                                            self.params.seed, epoch, index)
+            block = features.compute(pcm, self.spec)
+            x[start:start + len(index)] = augment.mask_features(block, self.aug, self.params.seed, epoch, index)
+        return x[..., None], self.y[order]
+
+
+def run(params, features_dir: Path, models_dir: Path, reports_dir: Path,
+        raw_dir: Path = Path("data/raw"), checkpoint_dir: Path | None = None) -> dict:
+    """Train, keep the best epoch, write the models and reports. With
+    `checkpoint_dir`, the state after each epoch is saved there and a
+    restarted run resumes from it (keyspot/checkpoint.py)."""
     make_deterministic(params.seed)
     import keras
 
     from keyspot import models, tracking
 
     spec = FeatureSpec.load(Path(features_dir) / "spec.json")
-    x_train, y_train = load_split(features_dir, "train")
+    data = EpochData(params, spec, features_dir, raw_dir)
     x_val, y_val = load_split(features_dir, "val")
     num_labels = len(spec.labels)
+    weights = class_weights(data.y, num_labels)
+    val = (x_val, keras.utils.to_categorical(y_val, num_labels))
 
     model = models.build(params.model, spec.shape, num_labels)
-    steps = int(np.ceil(len(x_train) / params.train.batch_size)) * params.train.epochs
+    steps = int(np.ceil(len(data.y) / params.train.batch_size)) * params.train.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         params.train.lr, decay_steps=steps, alpha=params.train.lr_min / params.train.lr)
     model.compile(optimizer=keras.optimizers.Adam(schedule),
@@ -74,24 +124,39 @@ def run(params, features_dir: Path, models_dir: Path, reports_dir: Path) -> dict
 
     history: list[dict] = []
     best = {"val_accuracy": -1.0, "weights": None, "epoch": 0}
-
+    first = 1
+    key = checkpoint.fingerprint(params, *(Path(features_dir) / f for f in ("spec.json", "train.npz", "val.npz")))
+    if (resumed := checkpoint.restore(checkpoint_dir, key, model)) is not None:
+        last, best, history = resumed
+        first = last + 1
     with tracking.train_run(params) as (mlflow, run):
-        class Track(keras.callbacks.Callback):
-            """Per-epoch metrics to MLflow and the history; keeps the best weights."""
-
-            def on_epoch_end(self, epoch, logs=None):
-                row = {"epoch": epoch + 1, **{k: float(v) for k, v in sorted(logs.items())}}
-                history.append(row)
-                mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
-                if row["val_accuracy"] > best["val_accuracy"]:
-                    best.update(val_accuracy=row["val_accuracy"], epoch=epoch + 1,
-                                weights=[w.copy() for w in self.model.get_weights()])
-
-        model.fit(x_train, keras.utils.to_categorical(y_train, num_labels),
-                  validation_data=(x_val, keras.utils.to_categorical(y_val, num_labels)),
-                  epochs=params.train.epochs, batch_size=params.train.batch_size,
-                  class_weight=class_weights(y_train, num_labels), shuffle=True,
-                  callbacks=[Track()], verbose=2)
+        for row in history:  # a resumed run's earlier epochs, for a complete curve
+            mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
+        # A run resumed after its early stop has nothing left to train.
+        stopped = bool(params.train.patience and history
+                       and history[-1]["epoch"] - best["epoch"] >= params.train.patience)
+        for epoch in range(first, first if stopped else params.train.epochs + 1):
+            checkpoint.reseed_dropout(model, params.seed, epoch)
+            x, y = data.epoch(epoch)
+            logs = model.fit(x, keras.utils.to_categorical(y, num_labels), validation_data=val,
+                             batch_size=params.train.batch_size, epochs=1, shuffle=False,
+                             class_weight=weights, verbose=0).history
+            row = {"epoch": epoch, **{k: float(v[-1]) for k, v in sorted(logs.items())}}
+            history.append(row)
+            mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
+            improved = row["val_accuracy"] > best["val_accuracy"]
+            if improved:
+                best.update(val_accuracy=row["val_accuracy"], epoch=epoch,
+                            weights=[w.copy() for w in model.get_weights()])
+            print(f"epoch {epoch}: loss {row['loss']:.4f}, accuracy {row['accuracy']:.4f}, "
+                  f"val_loss {row['val_loss']:.4f}, val_accuracy {row['val_accuracy']:.4f}"
+                  + (" (best)" if improved else ""), flush=True)
+            if checkpoint_dir is not None:
+                checkpoint.save(checkpoint_dir, key, model, best, history, epoch)
+            if params.train.patience and epoch - best["epoch"] >= params.train.patience:
+                print(f"early stop: no better val accuracy for {params.train.patience} epochs", flush=True)
+                break
+        # The best epoch on validation is the model, not the last one.
         model.set_weights(best["weights"])
 
         models_dir, reports_dir = Path(models_dir), Path(reports_dir)
@@ -100,15 +165,16 @@ def run(params, features_dir: Path, models_dir: Path, reports_dir: Path) -> dict
         keras_files.save_keras(model, keras_path)
         keras_files.export_saved_model(model, models_dir / "saved_model")
 
-        summary = {"best_epoch": best["epoch"], "best_val_accuracy": round(best["val_accuracy"], 6),
+        summary = {"model": params.model.name, "best_epoch": best["epoch"], "epochs_run": len(history),
+                   "best_val_accuracy": round(best["val_accuracy"], 6),
                    "params": int(model.count_params()), "macs": models.count_macs(model),
-                   "train_examples": int(len(x_train)), "val_examples": int(len(x_val))}
+                   "train_examples": int(len(data.y)), "val_examples": int(len(y_val))}
         with artifacts.staged_dir(reports_dir) as tmp:
             artifacts.write_text(tmp / "history.csv", _history_csv(history))
             artifacts.write_json(tmp / "summary.json", summary)
 
         mlflow.set_tag(tracking.MODEL_HASH_TAG, tracking.file_sha256(keras_path))
-        mlflow.log_metrics({"best_val_accuracy": best["val_accuracy"],
+        mlflow.log_metrics({"best_val_accuracy": best["val_accuracy"], "best_epoch": best["epoch"],
                             "model_params": summary["params"], "model_macs": summary["macs"]})
         mlflow.log_artifact(str(keras_path), "model")
         mlflow.log_artifact(str(reports_dir / "history.csv"), "train")

@@ -33,8 +33,18 @@ def smoke_params(smoke_dict):
 
 
 @pytest.fixture(scope="session")
-def pipeline(tmp_path_factory, repo, smoke_dict):
-    """One `dvc repro` of the smoke config in a scratch git repo, shared by every test that needs it."""
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` on loopback (SQLite store, proxied artifacts)."""
+    from mlflow_server import start
+
+    with start(tmp_path_factory.mktemp("mlflow")) as uri:
+        yield uri
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory, repo, smoke_dict, mlflow_server):
+    """One `dvc repro` of the smoke config in a scratch git repo, shared by
+    every test that needs it; it logs to the `mlflow server` fixture."""
     from scratch_repo import build
 
-    return build(repo, tmp_path_factory.mktemp("pipeline") / "repo", smoke_dict)
+    return build(repo, tmp_path_factory.mktemp("pipeline") / "repo", smoke_dict, tracking_uri=mlflow_server)

@@ -28,8 +28,9 @@ def run(args, cwd, env, check=True) -> subprocess.CompletedProcess:
     return result
 
 
-def build(repo: Path, root: Path, params: dict) -> dict:
-    """Copy `repo`'s files into a new git repo at `root`, write `params`, `dvc repro`, commit."""
+def build(repo: Path, root: Path, params: dict, tracking_uri: str | None = None) -> dict:
+    """Copy `repo`'s files into a new git repo at `root`, write `params`, `dvc repro`, commit.
+    MLflow logs to `tracking_uri`, else to a SQLite store next to `root`."""
     from keyspot.compose import write_params
 
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=repo,
@@ -44,7 +45,7 @@ def build(repo: Path, root: Path, params: dict) -> dict:
 
     env = {**os.environ,
            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{root.parent / 'mlflow.db'}",
+           "MLFLOW_TRACKING_URI": tracking_uri or f"sqlite:///{root.parent / 'mlflow.db'}",
            "GIT_AUTHOR_NAME": "keyspot", "GIT_AUTHOR_EMAIL": "keyspot@example.com",
            "GIT_COMMITTER_NAME": "keyspot", "GIT_COMMITTER_EMAIL": "keyspot@example.com",
            "DVC_NO_ANALYTICS": "1"}

@@ -7,7 +7,9 @@ param change touches, and `keyspot predict` on real and broken files.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from pathlib import Path
 
 import pytest
 from scratch_repo import GIT
@@ -65,7 +67,9 @@ def test_fresh_clone_elsewhere_reproduces_identical_bytes(pipeline, tmp_path):
 def test_mlflow_run_has_params_metrics_and_tags(pipeline):
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=pipeline["env"]["MLFLOW_TRACKING_URI"])
+    uri = pipeline["env"]["MLFLOW_TRACKING_URI"]
+    # The registry URI would otherwise default to a local store, not the server's.
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.get_experiment_by_name("keyspot-synthetic")
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
     run = runs[0]
@@ -75,28 +79,54 @@ def test_mlflow_run_has_params_metrics_and_tags(pipeline):
     history = client.get_metric_history(run.info.run_id, "val_accuracy")
     assert [m.step for m in history] == [1, 2]
     assert len(run.data.tags["mlflow.source.git.commit"]) == 40
+    assert pipeline["env"]["MLFLOW_TRACKING_URI"].startswith("http://127.0.0.1:"), "not the real server"
+
+    def listed(path=None):
+        for item in client.list_artifacts(run.info.run_id, path):
+            yield from listed(item.path) if item.is_dir else [item.path]
+
+    logged = set(listed())
+    for expected in ("evaluate/confusion.png", "model/model.keras", "model/model_int8.tflite",
+                     "firmware/model_data.c", "firmware/frontend_tables.c"):
+        assert expected in logged, sorted(logged)
+    # The alias points at the newest run of this model (another test may have
+    # trained the same bytes again): same int8 model, same hash.
+    version = client.get_model_version_by_alias("keyspot-synthetic-ds_cnn_s", "candidate")
+    tagged = client.get_run(version.run_id).data.tags["keyspot.int8_sha256"]
+    assert tagged == hashlib.sha256((pipeline["root"] / "models/model_int8.tflite").read_bytes()).hexdigest()
+    import mlflow.artifacts
+
+    local = mlflow.artifacts.download_artifacts(
+        client.get_model_version_download_uri("keyspot-synthetic-ds_cnn_s", version.version), tracking_uri=uri)
+    tflite = (pipeline["root"] / "models/model_int8.tflite").read_bytes()
+    assert (Path(local) / "model_int8.tflite").read_bytes() == tflite
 
 
-def test_exp_run_reruns_train_and_after_only(pipeline):
+def test_two_hydra_overrides_rerun_train_and_after_only(pipeline):
+    """A model group override and a train value: the data stages are reused."""
     root, env = pipeline["root"], pipeline["env"]
-    out = _run(["dvc", "exp", "run", "-S", "experiment=smoke", "-S", "train.epochs=1"], root, env).stdout
-    assert "Running stage 'train'" in out
-    assert "Running stage 'quantize'" in out
-    assert "Running stage 'fetch'" not in out
-    assert "Running stage 'features'" not in out
+    out = _run(["dvc", "exp", "run", "-S", "experiment=smoke", "-S", "model=tiny_conv",
+                "-S", "train.lr=0.001"], root, env).stdout
+    for stage in ("train", "evaluate", "quantize", "c-export", "sagemaker-deploy"):
+        assert f"Running stage '{stage}'" in out, out
+    for stage in ("fetch", "features"):
+        assert f"Running stage '{stage}'" not in out, out
     shown = json.loads(_run(["dvc", "exp", "show", "--json"], root, env).stdout)
-    epochs = [exp["data"]["params"]["params.yaml"]["data"]["train"]["epochs"]
-              for baseline in shown for group in baseline.get("experiments") or []
-              for exp in group["revs"]]
-    assert 1 in epochs, shown
+    composed = [exp["data"]["params"]["params.yaml"]["data"]
+                for baseline in shown for group in baseline.get("experiments") or []
+                for exp in group["revs"]]
+    assert any(p["model"]["name"] == "tiny_conv" and p["train"]["lr"] == 0.001 for p in composed), shown
 
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
     experiment = client.get_experiment_by_name("keyspot-synthetic")
     latest = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])[0]
     assert latest.data.tags.get("dvc.exp_name"), "the experiment's name is not on its MLflow run"
-    assert latest.data.params["train.epochs"] == "1"
+    assert latest.data.params["model.name"] == "tiny_conv"
+    assert latest.data.params["train.lr"] == "0.001"
+    moved = client.get_model_version_by_alias("keyspot-synthetic-tiny_conv", "candidate")
+    assert moved.run_id == latest.info.run_id, "the alias does not point at the newest model"
     _run(["git", "checkout", "--", "."], root, env)
     _run(["dvc", "checkout", "-q"], root, env, check=False)
 
@@ -122,3 +152,40 @@ def test_predict_labels_good_files_and_names_bad_ones(pipeline, tmp_path):
     assert "Traceback" not in result.stderr
     int8 = _run(["keyspot", "predict", "--int8", str(good)], root, env)
     assert str(good) in int8.stdout
+
+
+def test_plots_show_and_diff(pipeline, tmp_path):
+    root, env = pipeline["root"], pipeline["env"]
+    shown = json.loads(_run(["dvc", "plots", "show", "--json"], root, env).stdout)["data"]
+    assert {"Confusion matrix (test split)", "Training accuracy", "Training loss"} <= set(shown), set(shown)
+    confusion = shown["Confusion matrix (test split)"][0]["content"]["data"]["values"]
+    assert len(confusion) == json.loads((root / "reports/metrics.json").read_text())["test"]["examples"]
+    assert {"actual", "predicted"} <= set(confusion[0])
+    curve = shown["Training accuracy"][0]["content"]["data"]["values"]
+    assert {"epoch", "accuracy", "val_accuracy"} & set(curve[0])
+    out = tmp_path / "plots"
+    _run(["dvc", "plots", "diff", "HEAD", "-o", str(out)], root, env)
+    assert (out / "index.html").is_file()
+
+
+def test_queued_sweep_runs_every_combination(pipeline):
+    """`dvc exp run --queue` with comma-separated choices, then `dvc queue start`."""
+    import time
+
+    root, env = pipeline["root"], pipeline["env"]
+    _run(["dvc", "exp", "run", "--queue", "-S", "experiment=smoke", "-S", "model=ds_cnn_s,tiny_conv",
+          "-S", "train.epochs=1"], root, env)
+    _run(["dvc", "queue", "start", "-j", "1"], root, env)
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        status = _run(["dvc", "queue", "status"], root, env).stdout
+        if not any(word in status for word in ("Queued", "Running")):
+            break
+        time.sleep(5)
+    assert "Failed" not in status, status
+    shown = json.loads(_run(["dvc", "exp", "show", "--json"], root, env).stdout)
+    done = {(exp["data"]["params"]["params.yaml"]["data"]["model"]["name"],
+             exp["data"]["params"]["params.yaml"]["data"]["train"]["epochs"])
+            for baseline in shown for group in baseline.get("experiments") or []
+            for exp in group["revs"] if exp["data"].get("metrics")}
+    assert {("ds_cnn_s", 1), ("tiny_conv", 1)} <= done, status

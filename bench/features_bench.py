@@ -1,0 +1,161 @@
+"""Feature extraction throughput: keyspot's features stage against the tutorial way.
+
+The tutorial way (the preprocessing script of most keyword-spotting
+tutorials): a per-file loop of `librosa.load` and `librosa.feature.mfcc`,
+every result appended as nested lists and dumped to one JSON file. keyspot's
+way: `keyspot.extract.run`, the features stage itself (threaded, vectorised,
+streamed to .npz). Both run on the same WAV files with the same feature
+parameters (conf/features/mfcc.yaml), each in a fresh process, after one
+warm-up clip; the files are read once beforehand so both find them in the
+page cache. Prints clips per second, peak memory and the ratio.
+
+    python bench/features_bench.py                 # 3000 generated clips
+    python bench/features_bench.py --clips 100000  # memory stays flat
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_RATE = 16000
+
+
+def make_clips(folder: Path, count: int, seed: int = 0) -> list[Path]:
+    """1 s, 16 kHz, 16-bit mono WAVs: voiced-like harmonic sweeps in noise,
+    each different, so no two FFTs see the same input."""
+    from keyspot.audio import write_wav
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    paths = []
+    for i in range(count):
+        f0 = rng.uniform(90, 260) * (1 + 0.2 * np.sin(2 * np.pi * rng.uniform(1, 4) * t))
+        phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
+        voice = sum(np.sin(k * phase) / k for k in range(1, 12))
+        envelope = np.exp(-((t - rng.uniform(0.3, 0.7)) / rng.uniform(0.1, 0.25)) ** 2)
+        x = 0.25 * voice * envelope + 0.01 * rng.standard_normal(SAMPLE_RATE)
+        path = folder / f"{i // 1000:03d}" / f"clip{i:06d}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_wav(path, np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16), SAMPLE_RATE)
+        paths.append(path)
+    return paths
+
+
+def tutorial(paths: list[Path], out: Path, p) -> None:
+    """The tutorial loop, with keyspot's feature parameters."""
+    import librosa
+
+    def mfcc(path):
+        signal, sr = librosa.load(path, sr=SAMPLE_RATE)
+        return librosa.feature.mfcc(
+            y=signal, sr=sr, n_mfcc=p.num_mfcc, n_fft=p.fft_size,
+            hop_length=round(sr * p.hop_ms / 1000), win_length=round(sr * p.window_ms / 1000),
+            n_mels=p.mel_bins, fmin=p.mel_fmin, fmax=p.mel_fmax)
+
+    mfcc(paths[0])  # warm-up
+    start = time.perf_counter()
+    data = {"mapping": [], "labels": [], "MFCCs": [], "files": []}
+    for path in paths:
+        data["MFCCs"].append(mfcc(path).T.tolist())
+        data["labels"].append(0)
+        data["files"].append(str(path))
+    with open(out, "w") as fp:
+        json.dump(data, fp, indent=4)
+    return time.perf_counter() - start
+
+
+def keyspot_stage(paths: list[Path], out: Path, params) -> float:
+    """The features stage on a manifest of the same clips."""
+    from keyspot import extract, features
+    from keyspot.data.manifest import Row, write_manifest
+
+    root = paths[0].parents[1]
+    splits = ("train",) * 8 + ("val", "test")
+    write_manifest(root / "manifest.csv", [
+        Row(p.relative_to(root).as_posix(), "word", splits[i % 10], f"s{i}") for i, p in enumerate(paths)])
+    (root / "labels.json").write_text('["word"]')
+    spec = features.spec_from_params(params.features, SAMPLE_RATE, 1.0, ["word"])
+    features.unnormalised(np.zeros((1, spec.clip_samples), np.int16), spec)  # warm-up
+    start = time.perf_counter()
+    extract.run(params, root, out)
+    return time.perf_counter() - start
+
+
+def _params():
+    """The default feature parameters, and the dataset keys the stage reads."""
+    from types import SimpleNamespace
+
+    from keyspot.params import Features, read_yaml
+
+    features = Features(**read_yaml(REPO / "conf" / "features" / "mfcc.yaml"))
+    return SimpleNamespace(features=features, dataset=SimpleNamespace(
+        sample_rate=SAMPLE_RATE, clip_seconds=1.0, workers=0))
+
+
+def _child(kind: str, folder: Path, out: Path) -> None:
+    params = _params()
+    paths = sorted(folder.rglob("*.wav"))
+    seconds = (tutorial(paths, out / "data.json", params.features) if kind == "tutorial"
+               else keyspot_stage(paths, out / "features", params))
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "clips": len(paths), "peak_mib": peak_mib}))
+
+
+def _measure(kind: str, folder: Path, out: Path) -> dict:
+    result = subprocess.run([sys.executable, __file__, "--child", kind, str(folder), str(out)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"{kind} run failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=int, default=3000, help="number of generated clips")
+    parser.add_argument("--tutorial-clips", type=int, default=None,
+                        help="time the tutorial loop on the first N clips only (it is slow)")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child[0], Path(args.child[1]), Path(args.child[2]))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="keyspot-bench-") as tmp:
+        tmp = Path(tmp)
+        print(f"generating {args.clips} clips ...", file=sys.stderr)
+        paths = make_clips(tmp / "all" / "clips", args.clips)
+        tutorial_dir = tmp / "all"
+        if args.tutorial_clips and args.tutorial_clips < args.clips:
+            tutorial_dir = tmp / "subset"
+            for p in paths[:args.tutorial_clips]:
+                dest = tutorial_dir / "clips" / p.relative_to(tmp / "all" / "clips")
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.hardlink_to(p)
+        for p in paths:  # into the page cache, for both
+            p.read_bytes()
+        (tmp / "out_tutorial").mkdir()
+        (tmp / "out_keyspot").mkdir()
+        base = _measure("tutorial", tutorial_dir, tmp / "out_tutorial")
+        ours = _measure("keyspot", tmp / "all", tmp / "out_keyspot")
+
+    rows = [("tutorial: librosa per file + JSON", base), ("keyspot features stage", ours)]
+    print(f"{'':36} {'clips':>7} {'seconds':>8} {'clips/s':>9} {'peak MiB':>9}")
+    for name, r in rows:
+        print(f"{name:36} {r['clips']:>7} {r['seconds']:>8.2f} {r['clips'] / r['seconds']:>9.0f} "
+              f"{r['peak_mib']:>9.0f}")
+    ratio = (ours["clips"] / ours["seconds"]) / (base["clips"] / base["seconds"])
+    print(f"ratio: keyspot is {ratio:.1f}x the tutorial's clips per second")
+
+
+if __name__ == "__main__":
+    main()

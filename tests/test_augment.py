@@ -1,0 +1,71 @@
+"""Training-time augmentation: deterministic, fresh each epoch, bounded."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from keyspot import augment
+
+AUG = SimpleNamespace(prob=1.0, shift_ms=100, gain_db_range=(-6.0, 6.0), noise_prob=1.0,
+                      noise_snr_db_range=(10.0, 20.0), time_masks=2, time_mask_frames=5,
+                      freq_masks=1, freq_mask_bins=2)
+
+
+def _clips(n=6):
+    rng = np.random.default_rng(1)
+    t = np.arange(16000) / 16000
+    return np.stack([np.round(8000 * np.sin(2 * np.pi * rng.uniform(200, 800) * t)) for _ in range(n)]).astype(np.int16)
+
+
+def test_same_seed_epoch_and_clip_give_the_same_waveform():
+    pcm = _clips()
+    bank = augment.noise_bank(pcm, np.zeros(len(pcm), int), None, seed=3)
+    index = np.arange(len(pcm))
+    a = augment.augment_waveforms(pcm, bank, AUG, 16000, seed=3, epoch=1, index=index)
+    b = augment.augment_waveforms(pcm, bank, AUG, 16000, seed=3, epoch=1, index=index)
+    np.testing.assert_array_equal(a, b)
+    # A clip's augmentation depends on its index, not on its batch position.
+    c = augment.augment_waveforms(pcm[::-1], bank, AUG, 16000, seed=3, epoch=1, index=index[::-1])
+    np.testing.assert_array_equal(a, c[::-1])
+    assert not np.array_equal(a, augment.augment_waveforms(pcm, bank, AUG, 16000, seed=3, epoch=2, index=index))
+    assert not np.array_equal(a, augment.augment_waveforms(pcm, bank, AUG, 16000, seed=4, epoch=1, index=index))
+    assert a.dtype == np.int16 and not np.array_equal(a, pcm)
+
+
+def test_noise_is_mixed_at_the_requested_snr():
+    pcm = _clips(1)
+    bank = augment.noise_bank(pcm, np.zeros(1, int), None, seed=0)
+    quiet = SimpleNamespace(**{**vars(AUG), "shift_ms": 0, "gain_db_range": (0.0, 0.0),
+                               "noise_snr_db_range": (20.0, 20.0)})
+    out = augment.augment_waveforms(pcm, bank, quiet, 16000, seed=0, epoch=1, index=np.arange(1))
+    noise = out.astype(np.float64) - pcm
+    snr = 10 * np.log10(np.mean(pcm.astype(np.float64) ** 2) / np.mean(noise ** 2))
+    assert abs(snr - 20.0) < 0.5
+
+
+def test_silence_clips_are_the_noise_bank():
+    pcm = _clips(4)
+    labels = np.array([0, 2, 0, 3])
+    bank = augment.noise_bank(pcm, labels, silence_id=0, seed=0)
+    assert len(bank) == 2
+    np.testing.assert_allclose(np.sqrt(np.mean(bank.astype(np.float64) ** 2, axis=1)), 1.0, rtol=1e-5)
+
+
+def test_prob_zero_leaves_clips_and_features_alone():
+    pcm = _clips()
+    off = SimpleNamespace(**{**vars(AUG), "prob": 0.0})
+    np.testing.assert_array_equal(
+        augment.augment_waveforms(pcm, np.ones((1, 16000), np.float32), off, 16000, 0, 1, np.arange(6)), pcm)
+    x = np.ones((6, 49, 10), np.float32)
+    np.testing.assert_array_equal(augment.mask_features(x.copy(), off, 0, 1, np.arange(6)), x)
+
+
+def test_masks_stay_within_their_widths():
+    x = np.ones((50, 49, 10), np.float32)
+    augment.mask_features(x, AUG, seed=0, epoch=1, index=np.arange(50))
+    for example in x:
+        masked_frames = np.all(example == 0, axis=1).sum()
+        assert masked_frames <= AUG.time_masks * AUG.time_mask_frames
+    assert (x == 0).any()

@@ -1,0 +1,131 @@
+"""The train stage: early stopping, the best epoch kept, and a killed run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import tiny_dataset
+
+from keyspot import extract, train
+from keyspot.compose import write_params
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, smoke_params):
+    root = tmp_path_factory.mktemp("data")
+    raw = tiny_dataset.make(root / "raw")
+    extract.run(smoke_params, raw, root / "features")
+    return root
+
+
+def _params(smoke_params, **train_values):
+    return dataclasses.replace(smoke_params, train=dataclasses.replace(smoke_params.train, **train_values))
+
+
+def test_early_stopping_keeps_the_best_epoch(data, tmp_path, smoke_params, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    params = _params(smoke_params, epochs=40, patience=3, lr=0.01)
+    summary = train.run(params, data / "features", tmp_path / "models", tmp_path / "reports",
+                        raw_dir=data / "raw")
+    assert summary["epochs_run"] < 40
+    assert summary["epochs_run"] == summary["best_epoch"] + 3
+    history = (tmp_path / "reports" / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + summary["epochs_run"]
+    val = [float(line.split(",")[-1]) for line in history[1:]]
+    header = history[0].split(",")
+    val = [float(line.split(",")[header.index("val_accuracy")]) for line in history[1:]]
+    assert max(val) == pytest.approx(summary["best_val_accuracy"], abs=1e-6)
+    assert val.index(max(val)) + 1 == summary["best_epoch"]
+
+
+def _workspace(tmp_path, data, smoke_dict, seed):
+    ws = tmp_path / "ws"
+    if not ws.exists():
+        (ws / "data").mkdir(parents=True)
+        shutil.copytree(data / "raw", ws / "data" / "raw")
+        shutil.copytree(data / "features", ws / "data" / "features")
+        shutil.copytree(REPO / "stages", ws / "stages")
+    write_params({**smoke_dict, "seed": seed, "train": {**smoke_dict["train"], "epochs": 200, "patience": 0}},
+                 ws / "params.yaml")
+    return ws
+
+
+def _outputs(ws):
+    return {p.relative_to(ws).as_posix(): p.read_bytes() for p in sorted((ws / "models").rglob("*"))
+            if p.is_file()} | {"summary": (ws / "reports" / "train" / "summary.json").read_bytes()}
+
+
+def test_a_killed_training_leaves_the_previous_outputs(data, tmp_path, smoke_dict):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "PYTHONUNBUFFERED": "1"}
+    ws = _workspace(tmp_path, data, {**smoke_dict, "train": {**smoke_dict["train"], "epochs": 2}}, seed=1)
+    write_params({**smoke_dict, "seed": 1}, ws / "params.yaml")
+    subprocess.run([sys.executable, "stages/train.py"], cwd=ws, env=env, check=True, capture_output=True)
+    before = _outputs(ws)
+
+    _workspace(tmp_path, data, smoke_dict, seed=2)  # a long run with another seed
+    proc = subprocess.Popen([sys.executable, "stages/train.py"], cwd=ws, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:
+        if line.startswith("epoch 3:") or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert _outputs(ws) == before
+    assert not [p for p in ws.rglob(".*") if p.name.endswith((".tmp", ".old"))]
+
+    write_params({**smoke_dict, "seed": 2}, ws / "params.yaml")
+    done = subprocess.run([sys.executable, "stages/train.py"], cwd=ws, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = _outputs(ws)
+    assert after.keys() == before.keys() and after != before
+    assert json.loads(after["summary"])["epochs_run"] == smoke_dict["train"]["epochs"]
+
+
+def test_a_resumed_training_gives_the_same_model(data, tmp_path, smoke_params, monkeypatch):
+    """Interrupted right after epoch 2's checkpoint, then restarted: the same
+    bytes as a run that never stopped."""
+    from keyspot import checkpoint
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    params = _params(smoke_params, epochs=4, patience=0)
+    whole = train.run(params, data / "features", tmp_path / "whole", tmp_path / "whole_reports",
+                      raw_dir=data / "raw")
+
+    save = checkpoint.save
+
+    def save_then_stop(folder, key, model, best, history, epoch):
+        save(folder, key, model, best, history, epoch)
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(params, data / "features", tmp_path / "resumed", tmp_path / "resumed_reports",
+                  raw_dir=data / "raw", checkpoint_dir=tmp_path / "ckpt")
+    assert not (tmp_path / "resumed").exists()
+    monkeypatch.setattr(checkpoint, "save", save)
+    resumed = train.run(params, data / "features", tmp_path / "resumed", tmp_path / "resumed_reports",
+                        raw_dir=data / "raw", checkpoint_dir=tmp_path / "ckpt")
+    assert resumed == whole
+    assert (tmp_path / "resumed" / "model.keras").read_bytes() == (tmp_path / "whole" / "model.keras").read_bytes()
+    assert ((tmp_path / "resumed_reports" / "history.csv").read_text()
+            == (tmp_path / "whole_reports" / "history.csv").read_text())
+
+    # A checkpoint of other params is not used.
+    other = _params(smoke_params, epochs=4, patience=0, lr=0.002)
+    train.run(other, data / "features", tmp_path / "other", tmp_path / "other_reports",
+              raw_dir=data / "raw", checkpoint_dir=tmp_path / "ckpt")
+    assert len((tmp_path / "other_reports" / "history.csv").read_text().splitlines()) == 5
