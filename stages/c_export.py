@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     try:
         params = keyspot.params.load()
-        files = export(args.model, args.spec, args.report, params.export.out_dir)
+        files = export(args.model, args.spec, args.report, params.export.out_dir,
+                       engine=params.export.engine)
     except keyspot.params.ParamsError as err:
         print(f"c-export: {err}", file=sys.stderr)
         return 2
@@ -29,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"c-export: wrote {len(files)} files to {params.export.out_dir}/ "
           f"({Path(args.model).stat().st_size} model bytes)")
+    from keyspot import tracking
+
+    tracking.log_generated_sources(params, args.model, params.export.out_dir)
     return 0
 
 

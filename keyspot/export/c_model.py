@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from keyspot import artifacts
-from keyspot.export import frontend_tables
+from keyspot.export import c_engine, frontend_tables
 from keyspot.export.tflite_model import ModelFileError, ModelInfo, inspect, resolver_method
 from keyspot.features import FeatureSpec
 
@@ -104,13 +104,17 @@ def model_data_c(comment: str, model: bytes) -> str:
             f"const unsigned int g_model_data_len = {len(model)};\n")
 
 
-def model_settings_h(comment: str, info: ModelInfo, num_labels: int, arena_bytes: int) -> str:
+def model_settings_h(comment: str, info: ModelInfo, num_labels: int, arena_bytes: int,
+                     runtime: str | None = None) -> str:
+    """`runtime` replaces the TFLite Micro arena lines (the C engine's settings)."""
     i, o = info.input, info.output
     frames, coefficients = _frames_coefficients(i.shape)
+    if runtime is None:
+        runtime = ("/* Tensor arena TFLite Micro needs for this model, measured by the quantize\n"
+                   "   stage (reports/quantize.json), headroom included. */\n"
+                   f"#define KEYSPOT_TENSOR_ARENA_BYTES {arena_bytes}\n")
     return _header_file(comment, "model_settings.h", (
-        "/* Tensor arena TFLite Micro needs for this model, measured by the quantize\n"
-        "   stage (reports/quantize.json), headroom included. */\n"
-        f"#define KEYSPOT_TENSOR_ARENA_BYTES {arena_bytes}\n\n"
+        f"{runtime}\n"
         f"#define KEYSPOT_NUM_LABELS {num_labels}\n\n"
         "/* Input: one clip of features, frames x coefficients, row-major. */\n"
         f"#define KEYSPOT_INPUT_FRAMES {frames}\n"
@@ -236,9 +240,11 @@ def _check(info: ModelInfo, spec: FeatureSpec, report: dict, names: dict[str, st
 # ---------------------------------------------------------------- entry points
 
 def generate(model: bytes, spec: FeatureSpec, report: dict, comment: str,
-             names: dict[str, str] | None = None) -> dict[str, str]:
+             names: dict[str, str] | None = None, engine: str = "tflm") -> dict[str, str]:
     """File name -> text of every generated file. `names` (model, spec, report)
-    are the input paths used in error messages."""
+    are the input paths used in error messages. `engine` (export.engine) is
+    "tflm" (the flatbuffer and an op resolver for TFLite Micro) or "c" (the
+    model as C for keyspot's engine, c_engine.py)."""
     names = {"model": "model", "spec": "spec", "report": "report", **(names or {})}
     try:
         info = inspect(model)
@@ -249,6 +255,15 @@ def generate(model: bytes, spec: FeatureSpec, report: dict, comment: str,
         tables = frontend_tables.generate(spec, comment, names["spec"])
     except frontend_tables.FrontendTableError as err:
         raise ExportError(str(err)) from None
+    if engine == "c":
+        return {**_c_engine_files(model, comment, names["model"], info, spec, arena),
+                "labels.h": labels_h(comment),
+                "labels.c": labels_c(comment, spec.labels),
+                "feature_config.h": feature_config_h(comment, spec),
+                "feature_config.c": feature_config_c(comment, spec),
+                **tables}
+    if engine != "tflm":
+        raise ExportError(f"export.engine: {engine!r} is neither 'tflm' nor 'c'")
     return {
         "model_data.h": model_data_h(comment),
         "model_data.c": model_data_c(comment, model),
@@ -260,6 +275,17 @@ def generate(model: bytes, spec: FeatureSpec, report: dict, comment: str,
         "op_resolver.h": op_resolver_h(comment, info.ops),
         **tables,
     }
+
+
+def _c_engine_files(model: bytes, comment: str, model_name: str, info: ModelInfo,
+                    spec: FeatureSpec, arena: int) -> dict[str, str]:
+    """engine_model.c/.h and model_settings.h for export.engine=c."""
+    try:
+        files, summary = c_engine.generate(model, comment)
+    except c_engine.UnsupportedModel as err:
+        raise ExportError(f"{model_name}: {err}") from None
+    settings = model_settings_h(comment, info, len(spec.labels), arena, runtime=c_engine.settings_block(summary))
+    return {**files, "model_settings.h": settings}
 
 
 def write_folder(files: dict[str, str], out_dir: Path) -> None:
@@ -279,7 +305,7 @@ def _read(path: Path) -> bytes:
 
 
 def export(model_path: Path | str, spec_path: Path | str, report_path: Path | str,
-           out_dir: Path | str) -> dict[str, str]:
+           out_dir: Path | str, engine: str = "tflm") -> dict[str, str]:
     """Generate the C sources from the three inputs into `out_dir`; return them."""
     model_path, spec_path, report_path = Path(model_path), Path(spec_path), Path(report_path)
     model, spec_bytes, report_bytes = _read(model_path), _read(spec_path), _read(report_path)
@@ -292,6 +318,6 @@ def export(model_path: Path | str, spec_path: Path | str, report_path: Path | st
         raise ExportError(f"{report_path}: expected a JSON object; rerun `dvc repro quantize`")
     comment = header_comment({model_path.as_posix(): model, spec_path.as_posix(): spec_bytes})
     names = {"model": str(model_path), "spec": str(spec_path), "report": str(report_path)}
-    files = generate(model, spec, report, comment, names)
+    files = generate(model, spec, report, comment, names, engine)
     write_folder(files, Path(out_dir))
     return files

@@ -20,10 +20,13 @@
 #include "feature_config.h"
 #include "feature_provider.h"
 #include "labels.h"
-#include "model_data.h"
 #include "model_runner.h"
 #include "model_settings.h"
 #include "recognizer.h"
+
+#ifndef KEYSPOT_ENGINE_C
+#include "model_data.h"
+#endif
 
 /* Run the model after this many new frames (20 ms each by default). */
 #define FRAMES_PER_INFERENCE 5
@@ -50,15 +53,25 @@ int main(void)
     }
 
     printf("\x1b[2J\x1b[;H");
+#ifdef KEYSPOT_ENGINE_C
+    printf("keyspot: %d labels, %d x %d %s features, C engine\r\n",
+           KEYSPOT_NUM_LABELS, KEYSPOT_INPUT_FRAMES, KEYSPOT_INPUT_COEFFICIENTS,
+           KEYSPOT_FEATURE_KIND);
+#else
     printf("keyspot: %d labels, %d x %d %s features, %u-byte model\r\n",
            KEYSPOT_NUM_LABELS, KEYSPOT_INPUT_FRAMES, KEYSPOT_INPUT_COEFFICIENTS,
            KEYSPOT_FEATURE_KIND, g_model_data_len);
+#endif
 
     if (model_runner_init() != 0) {
         halt("model setup failed");
     }
+#ifdef KEYSPOT_ENGINE_C
+    printf("keyspot: %u bytes of activation RAM\r\n", (unsigned)model_runner_arena_used());
+#else
     printf("keyspot: tensor arena %u of %u bytes used\r\n",
            (unsigned)model_runner_arena_used(), (unsigned)KEYSPOT_TENSOR_ARENA_BYTES);
+#endif
 
     static keyspot_recognizer recognizer;
     keyspot_recognizer_params params = keyspot_recognizer_default_params();

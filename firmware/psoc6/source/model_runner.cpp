@@ -1,7 +1,16 @@
 /*
  * TFLite Micro glue: one MicroInterpreter over the generated model, with the
  * generated op resolver and a statically allocated tensor arena.
+ *
+ * The runner for export.engine=tflm (the default). When c-export wrote the
+ * model for keyspot's C engine instead, model_settings.h defines
+ * KEYSPOT_ENGINE_C, this file compiles to nothing and model_runner_c.c
+ * provides the same API.
  */
+#include "model_settings.h"
+
+#ifndef KEYSPOT_ENGINE_C
+
 #include "model_runner.h"
 
 #include <stdio.h>
@@ -10,7 +19,6 @@
 #include "tensorflow/lite/schema/schema_generated.h"
 
 #include "model_data.h"
-#include "model_settings.h"
 #include "op_resolver.h"
 
 namespace {
@@ -68,3 +76,5 @@ extern "C" const int8_t *model_runner_output(void) {
 extern "C" size_t model_runner_arena_used(void) {
     return interpreter->arena_used_bytes();
 }
+
+#endif  /* KEYSPOT_ENGINE_C */

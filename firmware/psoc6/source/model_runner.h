@@ -1,9 +1,9 @@
 /*
- * TFLite Micro glue for the generated keyspot model, callable from C.
- *
- * The model (g_model_data), the tensor arena size and the operators to
- * register all come from source/generated/; nothing model-specific is
- * written by hand here.
+ * The generated keyspot model behind a small C API, whichever runtime
+ * c-export wrote it for (export.engine): TensorFlow Lite Micro
+ * (model_runner.cpp: g_model_data, the tensor arena size and the operators
+ * to register) or keyspot's C engine (model_runner_c.c: engine_model.c).
+ * Everything model-specific comes from source/generated/.
  */
 #ifndef MODEL_RUNNER_H_
 #define MODEL_RUNNER_H_
@@ -30,7 +30,8 @@ int model_runner_invoke(void);
    order of g_labels. */
 const int8_t *model_runner_output(void);
 
-/* Bytes of the tensor arena the interpreter actually uses. */
+/* Bytes of the tensor arena the interpreter actually uses; for the C
+   engine, its activation buffers and scratch. */
 size_t model_runner_arena_used(void);
 
 #ifdef __cplusplus

@@ -1,0 +1,102 @@
+/*
+ * int8 kernels of keyspot's C engine, following TFLite's int8 quantisation
+ * spec and giving the same bits as TFLite's reference kernels
+ * (tf.lite.Interpreter with OpResolverType.BUILTIN_REF):
+ *
+ *   real = scale * (q - zero_point); weights symmetric (zero point 0),
+ *   per output channel for convolutions; int32 accumulators and biases.
+ *
+ * Tensors are NHWC with batch 1, row-major, int8. Every parameter comes from
+ * the generated engine_model.c (keyspot/export/c_engine.py), which computes
+ * the multipliers, shifts, paddings and activation ranges as TFLite's
+ * Prepare() does. The kernels keep no state and allocate nothing; input and
+ * output must not overlap.
+ */
+#ifndef KEYSPOT_ENGINE_KERNELS_H_
+#define KEYSPOT_ENGINE_KERNELS_H_
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* CONV_2D and DEPTHWISE_CONV_2D. */
+typedef struct {
+    int32_t input_height, input_width, input_depth;
+    int32_t output_height, output_width, output_depth;
+    int32_t filter_height, filter_width;
+    int32_t stride_height, stride_width;
+    int32_t dilation_height, dilation_width;
+    int32_t pad_height, pad_width;     /* top and left; bottom and right follow */
+    int32_t depth_multiplier;          /* depthwise: output_depth / input_depth */
+    int32_t input_offset;              /* -(input zero point) */
+    int32_t output_offset;             /* output zero point */
+    int32_t activation_min, activation_max;
+    /* conv: [output_depth][filter_height][filter_width][input_depth] (TFLite's);
+       depthwise: [output_depth][filter_height][filter_width] (TFLite's
+       [1][filter_height][filter_width][output_depth] transposed at export, so
+       that each channel's taps are consecutive) */
+    const int8_t *filter;
+    const int32_t *bias;               /* [output_depth], or NULL */
+    /* [output_depth]: bias + input_offset * (sum of the channel's filter), the
+       accumulator's start where the window lies inside the input */
+    const int32_t *offset_bias;
+    const int32_t *multiplier;         /* [output_depth], Q0.31 */
+    const int32_t *shift;              /* [output_depth], > 0 is a left shift */
+    /* conv with a filter larger than 1x1: filter_height * filter_width *
+       input_depth bytes where each input window is gathered (padding as the
+       input zero point); NULL otherwise */
+    int8_t *scratch;
+} keyspot_conv_params;
+
+void keyspot_conv2d_s8(const keyspot_conv_params *p, const int8_t *input, int8_t *output);
+void keyspot_depthwise_conv2d_s8(const keyspot_conv_params *p, const int8_t *input, int8_t *output);
+
+/* FULLY_CONNECTED. TFLite's reference kernel requantises in double precision
+   (round(acc * input_scale * filter_scale / output_scale), ties away from
+   zero), not with a fixed-point multiplier; so does this one. */
+typedef struct {
+    int32_t batches, accum_depth, output_depth;
+    int32_t input_offset;              /* -(input zero point) */
+    int32_t filter_offset;             /* -(filter zero point), 0 for per-channel */
+    int32_t output_offset;
+    int32_t activation_min, activation_max;
+    const int8_t *filter;              /* [output_depth][accum_depth] */
+    const int32_t *bias;               /* [output_depth], or NULL */
+    const double *scale;               /* [output_depth] */
+} keyspot_fully_connected_params;
+
+void keyspot_fully_connected_s8(const keyspot_fully_connected_params *p, const int8_t *input,
+                                int8_t *output);
+
+/* AVERAGE_POOL_2D and MAX_POOL_2D; the window skips padding. */
+typedef struct {
+    int32_t input_height, input_width, depth;
+    int32_t output_height, output_width;
+    int32_t filter_height, filter_width;
+    int32_t stride_height, stride_width;
+    int32_t pad_height, pad_width;
+    int32_t activation_min, activation_max;
+} keyspot_pool_params;
+
+void keyspot_average_pool_s8(const keyspot_pool_params *p, const int8_t *input, int8_t *output);
+void keyspot_max_pool_s8(const keyspot_pool_params *p, const int8_t *input, int8_t *output);
+
+/* SOFTMAX over the last dimension, int8 in and out (output scale 1/256,
+   zero point -128): gemmlowp's fixed-point exp and reciprocal, as TFLite's
+   reference_ops::Softmax. */
+typedef struct {
+    int32_t outer_size, depth;
+    int32_t input_multiplier;          /* beta * input_scale * 2^26, Q0.31 ... */
+    int32_t input_left_shift;          /* ... and its left shift */
+    int32_t diff_min;                  /* differences from the row maximum below this give 0 */
+} keyspot_softmax_params;
+
+void keyspot_softmax_s8(const keyspot_softmax_params *p, const int8_t *input, int8_t *output);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KEYSPOT_ENGINE_KERNELS_H_ */

@@ -1,0 +1,261 @@
+"""The int8 model as plain C for keyspot's C engine (export.engine=c).
+
+`generate()` turns the layers c_engine_graph.py reads from the .tflite into
+engine_model.c and engine_model.h: the weights, biases, per-channel
+multipliers, shifts and offset biases (and the fully connected layers'
+double scales) as const arrays, one const parameter struct per layer, and
+keyspot_engine_invoke() as a straight-line sequence of calls to the kernels
+of firmware/core/engine. Activations live in two static ping-pong buffers
+sized here: each layer reads one and writes the other, a RESHAPE moves no
+byte; convolutions larger than 1x1 gather each input window into one static
+scratch buffer. Nothing is allocated at run time. Pure: same model, same text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from keyspot.export.c_engine_graph import (
+    Conv,
+    FullyConnected,
+    Graph,
+    Layer,
+    Pool,
+    Reshape,
+    Softmax,
+    UnsupportedModel,
+    read,
+)
+
+__all__ = ["EngineSummary", "Plan", "UnsupportedModel", "generate", "plan", "settings_block"]
+
+BUFFERS = ("g_engine_buffer_a", "g_engine_buffer_b")
+SCRATCH = "g_engine_scratch"
+PER_LINE = {"int8_t": 16, "int32_t": 8, "double": 3}
+KERNELS = {"CONV_2D": "keyspot_conv2d_s8", "DEPTHWISE_CONV_2D": "keyspot_depthwise_conv2d_s8",
+           "FULLY_CONNECTED": "keyspot_fully_connected_s8", "AVERAGE_POOL_2D": "keyspot_average_pool_s8",
+           "MAX_POOL_2D": "keyspot_max_pool_s8", "SOFTMAX": "keyspot_softmax_s8"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Which of the two activation buffers holds each tensor, their sizes, and
+    the scratch the convolutions gather their input windows into."""
+    buffer_of: dict[int, int]
+    sizes: tuple[int, int]
+    scratch: int
+
+    @property
+    def activation_bytes(self) -> int:
+        return sum(self.sizes)
+
+    @property
+    def ram_bytes(self) -> int:
+        return self.activation_bytes + self.scratch
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineSummary:
+    layers: int                   # kernel calls per inference
+    buffer_bytes: tuple[int, int]
+    scratch_bytes: int
+    ram_bytes: int                # both buffers and the scratch
+    constant_bytes: int           # flash: weights, biases, multipliers, shifts, scales
+
+
+def _gathers_windows(layer: Layer) -> bool:
+    return isinstance(layer, Conv) and layer.op == "CONV_2D" and layer.filter_hw != (1, 1)
+
+
+def plan(graph: Graph) -> Plan:
+    """The input in buffer A; every kernel writes the other buffer than it
+    reads; a RESHAPE's output is its input. Each buffer is as large as the
+    largest tensor it holds; the scratch as the largest input window a
+    convolution gathers."""
+    buffer_of = {graph.input.index: 0}
+    sizes = [graph.input.elements, 0]
+    for layer in graph.layers:
+        src = buffer_of[layer.input.index]
+        dst = src if isinstance(layer, Reshape) else 1 - src
+        buffer_of[layer.output.index] = dst
+        sizes[dst] = max(sizes[dst], layer.output.elements)
+    scratch = max([layer.filter[0].size for layer in graph.layers if _gathers_windows(layer)], default=0)
+    return Plan(buffer_of, (sizes[0], sizes[1]), scratch)
+
+
+# ---------------------------------------------------------------- C text
+
+def _rows(items: list[str], per_line: int) -> str:
+    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+    return ",\n".join("    " + line for line in lines)
+
+
+def _array(ctype: str, name: str, values) -> tuple[str, int]:
+    """A static const array and its size in bytes."""
+    values = list(values)
+    if ctype == "double":
+        items = [float(v).hex() for v in values]  # C99 hex floats: the exact double
+    else:
+        items = [str(int(v)) for v in values]
+    size = {"int8_t": 1, "int32_t": 4, "double": 8}[ctype] * len(values)
+    return f"static const {ctype} {name}[{len(values)}] = {{\n{_rows(items, PER_LINE[ctype])}\n}};\n", size
+
+
+def _struct(ctype: str, name: str, fields: list[tuple[str, object]]) -> str:
+    body = "".join(f"    .{key} = {value},\n" for key, value in fields)
+    return f"static const {ctype} {name} = {{\n{body}}};\n"
+
+
+def _dims(shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def _conv(layer: Conv, name: str) -> tuple[str, int]:
+    in_h, in_w, in_c = layer.input.hwc
+    out_h, out_w, out_c = layer.output.hwc
+    fh, fw = layer.filter_hw
+    # Depthwise: [1, H, W, O] -> [O, H, W], each channel's taps consecutive.
+    weights = layer.filter[0].transpose(2, 0, 1) if layer.op == "DEPTHWISE_CONV_2D" else layer.filter
+    parts, total = [], 0
+    arrays = [("int8_t", "filter", weights.reshape(-1)), ("int32_t", "offset_bias", layer.offset_bias),
+              ("int32_t", "multiplier", layer.multiplier), ("int32_t", "shift", layer.shift)]
+    if layer.bias is not None:
+        arrays.insert(1, ("int32_t", "bias", layer.bias))
+    for ctype, field, values in arrays:
+        text, size = _array(ctype, f"{name}_{field}", values)
+        parts.append(text)
+        total += size
+    fields = [("input_height", in_h), ("input_width", in_w), ("input_depth", in_c),
+              ("output_height", out_h), ("output_width", out_w), ("output_depth", out_c),
+              ("filter_height", fh), ("filter_width", fw),
+              ("stride_height", layer.stride[0]), ("stride_width", layer.stride[1]),
+              ("dilation_height", layer.dilation[0]), ("dilation_width", layer.dilation[1]),
+              ("pad_height", layer.padding[0]), ("pad_width", layer.padding[1]),
+              ("depth_multiplier", layer.depth_multiplier),
+              ("input_offset", -layer.input.zero_point), ("output_offset", layer.output.zero_point),
+              ("activation_min", layer.activation_range[0]), ("activation_max", layer.activation_range[1]),
+              ("filter", f"{name}_filter"), ("bias", f"{name}_bias" if layer.bias is not None else "NULL"),
+              ("offset_bias", f"{name}_offset_bias"),
+              ("multiplier", f"{name}_multiplier"), ("shift", f"{name}_shift"),
+              ("scratch", SCRATCH if _gathers_windows(layer) else "NULL")]
+    parts.append(_struct("keyspot_conv_params", name, fields))
+    return "".join(parts), total
+
+
+def _fully_connected(layer: FullyConnected, name: str) -> tuple[str, int]:
+    parts, total = [], 0
+    arrays = [("int8_t", "filter", layer.filter.reshape(-1)), ("double", "scale", layer.scale)]
+    if layer.bias is not None:
+        arrays.insert(1, ("int32_t", "bias", layer.bias))
+    for ctype, field, values in arrays:
+        text, size = _array(ctype, f"{name}_{field}", values)
+        parts.append(text)
+        total += size
+    out_c, depth = layer.filter.shape
+    fields = [("batches", layer.batches), ("accum_depth", depth), ("output_depth", out_c),
+              ("input_offset", -layer.input.zero_point), ("filter_offset", layer.filter_offset),
+              ("output_offset", layer.output.zero_point),
+              ("activation_min", layer.activation_range[0]), ("activation_max", layer.activation_range[1]),
+              ("filter", f"{name}_filter"), ("bias", f"{name}_bias" if layer.bias is not None else "NULL"),
+              ("scale", f"{name}_scale")]
+    parts.append(_struct("keyspot_fully_connected_params", name, fields))
+    return "".join(parts), total
+
+
+def _pool(layer: Pool, name: str) -> tuple[str, int]:
+    in_h, in_w, channels = layer.input.hwc
+    out_h, out_w, _ = layer.output.hwc
+    fields = [("input_height", in_h), ("input_width", in_w), ("depth", channels),
+              ("output_height", out_h), ("output_width", out_w),
+              ("filter_height", layer.filter_hw[0]), ("filter_width", layer.filter_hw[1]),
+              ("stride_height", layer.stride[0]), ("stride_width", layer.stride[1]),
+              ("pad_height", layer.padding[0]), ("pad_width", layer.padding[1]),
+              ("activation_min", layer.activation_range[0]), ("activation_max", layer.activation_range[1])]
+    return _struct("keyspot_pool_params", name, fields), 0
+
+
+def _softmax(layer: Softmax, name: str) -> tuple[str, int]:
+    depth = layer.input.shape[-1]
+    fields = [("outer_size", layer.input.elements // depth), ("depth", depth),
+              ("input_multiplier", layer.input_multiplier), ("input_left_shift", layer.input_left_shift),
+              ("diff_min", layer.diff_min)]
+    return _struct("keyspot_softmax_params", name, fields), 0
+
+
+def _describe(layer: Layer) -> str:
+    text = f"operator {layer.index}: {layer.op} {_dims(layer.input.shape)} -> {_dims(layer.output.shape)}"
+    if isinstance(layer, Conv):
+        text += (f", {_dims(layer.filter_hw)} filter, stride {_dims(layer.stride)}, "
+                 f"dilation {_dims(layer.dilation)}, padding {_dims(layer.padding)}")
+    elif isinstance(layer, Pool):
+        text += f", {_dims(layer.filter_hw)} window, stride {_dims(layer.stride)}, padding {_dims(layer.padding)}"
+    elif isinstance(layer, Reshape):
+        text += ", no data moves"
+    return text
+
+
+def engine_model_h(comment: str, p: Plan, layers: int) -> str:
+    guard = "KEYSPOT_ENGINE_MODEL_H_"
+    return (f"{comment}#ifndef {guard}\n#define {guard}\n\n"
+            '#include "engine/engine.h"\n\n'
+            "/* The two activation buffers, planned at export: the input starts in A,\n"
+            "   every kernel reads one buffer and writes the other. */\n"
+            f"#define KEYSPOT_ENGINE_BUFFER_A_BYTES {max(p.sizes[0], 1)}\n"
+            f"#define KEYSPOT_ENGINE_BUFFER_B_BYTES {max(p.sizes[1], 1)}\n"
+            "/* Where convolutions gather an input window (0: none does). */\n"
+            f"#define KEYSPOT_ENGINE_SCRATCH_BYTES {p.scratch}\n\n"
+            "/* Kernel calls per inference. */\n"
+            f"#define KEYSPOT_ENGINE_LAYERS {layers}\n\n"
+            f"#endif  /* {guard} */\n")
+
+
+def engine_model_c(comment: str, graph: Graph, p: Plan) -> tuple[str, int]:
+    definitions, calls, constant_bytes = [], [], 0
+    emit = {Conv: _conv, FullyConnected: _fully_connected, Pool: _pool, Softmax: _softmax}
+    for layer in graph.layers:
+        name = f"op{layer.index}"
+        src, dst = BUFFERS[p.buffer_of[layer.input.index]], BUFFERS[p.buffer_of[layer.output.index]]
+        calls.append(f"    /* {_describe(layer)} */\n")
+        if not isinstance(layer, Reshape):
+            text, size = emit[type(layer)](layer, name)
+            definitions.append(f"/* {_describe(layer)} */\n{text}\n")
+            constant_bytes += size
+            calls.append(f"    {KERNELS[layer.op]}(&{name}, {src}, {dst});\n")
+        calls.append(f"    TRACE_LAYER({layer.index}, {layer.output.index}, {dst}, {layer.output.elements});\n")
+    out = BUFFERS[p.buffer_of[graph.output.index]]
+    text = (f"{comment}"
+            "#include <stddef.h>\n#include <stdint.h>\n\n"
+            '#include "engine_model.h"\n#include "engine/kernels.h"\n\n'
+            "#ifdef KEYSPOT_ENGINE_TRACE\n"
+            "#define TRACE_LAYER(op, tensor, data, bytes) keyspot_engine_trace(op, tensor, data, bytes)\n"
+            "#else\n#define TRACE_LAYER(op, tensor, data, bytes) ((void)0)\n#endif\n\n"
+            f"static int8_t {BUFFERS[0]}[KEYSPOT_ENGINE_BUFFER_A_BYTES];\n"
+            f"static int8_t {BUFFERS[1]}[KEYSPOT_ENGINE_BUFFER_B_BYTES];\n"
+            + (f"static int8_t {SCRATCH}[KEYSPOT_ENGINE_SCRATCH_BYTES];\n" if p.scratch else "") + "\n"
+            f"{''.join(definitions)}"
+            f"int8_t *keyspot_engine_input(void)\n{{\n    return {BUFFERS[p.buffer_of[graph.input.index]]};\n}}\n\n"
+            f"const int8_t *keyspot_engine_output(void)\n{{\n    return {out};\n}}\n\n"
+            f"void keyspot_engine_invoke(void)\n{{\n{''.join(calls)}}}\n")
+    return text, constant_bytes
+
+
+def settings_block(summary: EngineSummary) -> str:
+    """What model_settings.h says about the runtime when the engine is C."""
+    return ("/* The model runs on keyspot's C engine (firmware/core/engine) from the\n"
+            "   generated engine_model.c: no TFLite Micro interpreter, no tensor arena. */\n"
+            "#define KEYSPOT_ENGINE_C 1\n\n"
+            "/* RAM of the engine: two activation buffers and a convolution's input\n"
+            "   window, planned at export. */\n"
+            f"#define KEYSPOT_ENGINE_RAM_BYTES {summary.ram_bytes}\n")
+
+
+def generate(model: bytes, comment: str) -> tuple[dict[str, str], EngineSummary]:
+    """engine_model.c and engine_model.h for an int8 .tflite, and what they
+    hold; UnsupportedModel if the engine cannot run it exactly."""
+    graph = read(model)
+    p = plan(graph)
+    kernels = sum(not isinstance(layer, Reshape) for layer in graph.layers)
+    source, constant_bytes = engine_model_c(comment, graph, p)
+    summary = EngineSummary(layers=kernels, buffer_bytes=p.sizes, scratch_bytes=p.scratch,
+                            ram_bytes=p.ram_bytes, constant_bytes=constant_bytes)
+    return {"engine_model.h": engine_model_h(comment, p, kernels), "engine_model.c": source}, summary
