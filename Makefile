@@ -25,7 +25,7 @@ test: setup ## lint, then run the test suite
 	python -m pytest $(PYTEST_ARGS)
 
 firmware-test: setup ## build firmware/core on the host and under QEMU (Cortex-M4) and check it
-	python -m pytest tests/test_c_export.py tests/test_firmware_core.py
+	python -m pytest tests/test_c_export.py tests/test_firmware_core.py tests/test_c_engine.py
 
 .PHONY: serve bench-serve
 serve: setup ## serve the model on http://127.0.0.1:8080 (keyspot serve)
