@@ -99,7 +99,8 @@ def load_clip(source: str | Path | bytes, sample_rate: int, clip_samples: int) -
     """Any readable audio to int16 mono at `sample_rate`, `clip_samples` long."""
     if not isinstance(source, (bytes, bytearray)):
         try:
-            data = Path(source).read_bytes()
+            with open(source, "rb") as f:
+                data = f.read()
         except OSError:
             data = b""  # decode() reports the missing or unreadable file
         fast = pcm16_mono(data)

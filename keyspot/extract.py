@@ -36,7 +36,7 @@ SPLITS = ("train", "val", "test")
 CHUNK = 256
 
 
-def _chunk_features(paths: list[Path], spec: features.FeatureSpec):
+def _chunk_features(paths: list[str], spec: features.FeatureSpec):
     """Decode and featurise one chunk; unreadable clips come back as errors."""
     pcm = np.zeros((len(paths), spec.clip_samples), np.int16)
     ok = np.zeros(len(paths), bool)
@@ -98,7 +98,7 @@ class RunningStats:
 
 def _extract_split(raw_dir: Path, rows, spec, scratch: Path, workers: int, stats):
     """Features of one split into a scratch memmap; return it, the kept mask."""
-    paths = [raw_dir / r.path for r in rows]
+    paths = [os.path.join(raw_dir, r.path) for r in rows]
     shape = (len(rows), *spec.shape)
     out = np.lib.format.open_memmap(scratch, mode="w+", dtype=np.float32, shape=shape)
     kept = np.zeros(len(rows), bool)

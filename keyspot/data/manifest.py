@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import os
 from pathlib import Path
 
 HEADER = ("path", "label", "split", "speaker")
@@ -59,14 +60,15 @@ def read_manifest(path: Path, check_files: bool = True) -> list[Row]:
             if row.split not in SPLITS:
                 raise ValueError(
                     f"{path}:{line}: unknown split {row.split!r}; use one of {', '.join(SPLITS)}")
-            rel = Path(row.path)
-            if rel.is_absolute() or ".." in rel.parts or "\\" in row.path:
+            # String checks, not pathlib: this runs once per clip of datasets
+            # with a hundred thousand clips.
+            if row.path.startswith("/") or ".." in row.path.split("/") or "\\" in row.path:
                 raise ValueError(f"{path}:{line}: path {row.path!r} must be relative to {root}, "
                                  "with forward slashes and no '..'")
             if row.path in seen:
                 raise ValueError(f"{path}:{line}: {row.path} already listed on line {seen[row.path]}")
             seen[row.path] = line
-            if check_files and not (root / rel).is_file():
+            if check_files and not os.path.isfile(os.path.join(root, row.path)):
                 raise ValueError(f"{path}:{line}: {row.path} does not exist in {root}")
             rows.append(row)
     return rows
