@@ -145,6 +145,7 @@ class Features:
     mel_fmax: float
     num_mfcc: int
     log_floor: float
+    backend: str                      # local | sagemaker (a processing job); never changes the features
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,6 +167,7 @@ class Train:
     lr_min: float
     label_smoothing: float
     augment: Augment
+    backend: str                      # local | sagemaker (a training job); never changes the model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,6 +201,32 @@ class Deploy:
 
 
 @dataclasses.dataclass(frozen=True)
+class Spot:
+    enabled: bool                    # managed spot training (training jobs only)
+    max_wait_s: int                  # spot capacity wait plus run time; at least max_runtime_s
+
+
+@dataclasses.dataclass(frozen=True)
+class SageMakerJobs:
+    """SageMaker jobs for features.backend / train.backend = sagemaker
+    (keyspot/sagemaker_jobs/); checked there when a backend uses them."""
+    region: str
+    role_arn: str                    # empty: the KEYSPOT_SAGEMAKER_ROLE environment variable
+    bucket: str
+    prefix: str
+    image: str                       # empty: the AWS TensorFlow training image of framework_version
+    framework_version: str
+    instance_type: str
+    instance_count: int
+    volume_gb: int
+    max_runtime_s: int
+    spot: Spot
+    tags: dict[str, str]
+    stream_logs: bool
+    poll_s: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Tracking:
     uri: str
     experiment: str
@@ -221,12 +249,15 @@ class Params:
     quantize: Quantize
     export: Export
     deploy: Deploy
+    sagemaker: SageMakerJobs
 
 
 # Values checked beyond their type: key -> (predicate, what is allowed).
 _CHOICES = {
     "features.kind": {"mfcc", "log_mel"},
     "export.engine": {"tflm", "c"},
+    "features.backend": {"local", "sagemaker"},
+    "train.backend": {"local", "sagemaker"},
 }
 
 

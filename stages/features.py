@@ -1,4 +1,9 @@
-"""features stage: data/raw -> data/features/{train,val,test}.npz + spec.json."""
+"""features stage: data/raw -> data/features/{train,val,test}.npz + spec.json.
+
+features.backend picks where it runs: here, or in a SageMaker processing job
+running the same code (keyspot/sagemaker_jobs/processing.py); the outputs
+are the same files either way.
+"""
 
 from pathlib import Path
 
@@ -6,7 +11,13 @@ from keyspot import extract, params, stage
 
 
 def run():
-    counts = extract.run(params.load(), Path("data/raw"), Path("data/features"))
+    p = params.load()
+    if p.features.backend == "sagemaker":
+        from keyspot.sagemaker_jobs import processing  # boto3 only when it is used
+
+        counts = processing.run(p, Path("data/raw"), Path("data/features"))
+    else:
+        counts = extract.run(p, Path("data/raw"), Path("data/features"))
     print("features: " + ", ".join(f"{split} {n}" for split, n in counts.items()))
 
 

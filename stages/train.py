@@ -1,4 +1,9 @@
-"""train stage: data/features -> models/model.keras, models/saved_model, reports/train."""
+"""train stage: data/features -> models/model.keras, models/saved_model, reports/train.
+
+train.backend picks where it trains: here, or in a SageMaker training job
+running the same code (keyspot/sagemaker_jobs/training.py); the outputs are
+the same files either way.
+"""
 
 from pathlib import Path
 
@@ -6,7 +11,13 @@ from keyspot import params, stage, train
 
 
 def run():
-    summary = train.run(params.load(), Path("data/features"), Path("models"), Path("reports/train"))
+    p = params.load()
+    if p.train.backend == "sagemaker":
+        from keyspot.sagemaker_jobs import training  # boto3 only when it is used
+
+        summary = training.run(p, Path("data/features"), Path("models"), Path("reports/train"))
+    else:
+        summary = train.run(p, Path("data/features"), Path("models"), Path("reports/train"))
     print(f"train: best epoch {summary['best_epoch']}, val accuracy {summary['best_val_accuracy']:.4f}, "
           f"{summary['params']} params, {summary['macs']} MACs")
 
