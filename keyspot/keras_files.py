@@ -14,6 +14,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -100,3 +102,34 @@ def export_saved_model(model, path: Path) -> None:
         shutil.rmtree(tmp)
         model.export(str(tmp), verbose=False)
         _fix_fingerprint_uuid(tmp)
+
+
+def export_saved_model_in_fresh_process(keras_path: Path, path: Path) -> None:
+    """`export_saved_model` of the model saved at `keras_path`, run in a new
+    Python process.
+
+    saved_model.pb names its graph functions after a per-process counter
+    that every eager TensorFlow operation advances, so one model exported
+    after different histories (a resumed training, per-epoch checkpoints, a
+    SageMaker job) would get other names. A fresh process that only loads
+    and exports always has the same history, hence the same bytes.
+    """
+    done = subprocess.run([sys.executable, "-m", "keyspot.keras_files", str(keras_path), str(path)],
+                          capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if done.returncode != 0:
+        raise RuntimeError(f"exporting {keras_path} as a SavedModel failed:\n{done.stderr[-3000:]}")
+
+
+def _export_main(argv: list[str]) -> None:
+    import keras
+
+    keras_path, out = argv
+    # Dropout layers get new random-generator states when a model is loaded,
+    # and the SavedModel carries them: seed them so the bytes are the same.
+    keras.utils.set_random_seed(0)
+    export_saved_model(keras.models.load_model(keras_path, compile=False), Path(out))
+
+
+if __name__ == "__main__":
+    _export_main(sys.argv[1:])

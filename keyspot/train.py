@@ -163,7 +163,7 @@ def run(params, features_dir: Path, models_dir: Path, reports_dir: Path,
         models_dir.mkdir(parents=True, exist_ok=True)
         keras_path = models_dir / "model.keras"
         keras_files.save_keras(model, keras_path)
-        keras_files.export_saved_model(model, models_dir / "saved_model")
+        keras_files.export_saved_model_in_fresh_process(keras_path, models_dir / "saved_model")
 
         summary = {"model": params.model.name, "best_epoch": best["epoch"], "epochs_run": len(history),
                    "best_val_accuracy": round(best["val_accuracy"], 6),

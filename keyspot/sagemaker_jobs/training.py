@@ -17,10 +17,8 @@
    history.csv), the model's sha256 tag, the summary and the model, plus
    the job's training and billable seconds.
 
-model.keras, the SavedModel's variables and the reports are the bytes a
-local run writes. saved_model.pb is not: TensorFlow names its functions after
-a per-process counter that every eager operation advances, and the job's
-per-epoch checkpoints (reading the optimizer's state) advance it further.
+Every output is the bytes a local run writes (train.run exports the
+SavedModel in a fresh process, so the job's checkpoints do not change it).
 """
 
 from __future__ import annotations
