@@ -95,14 +95,16 @@ def _missing(err: ClientError) -> bool:
             and "could not find" in error.get("Message", "").lower())
 
 
-def role_arn(cfg) -> str:
+def role_arn(cfg, group: str = "deploy", error: type[Exception] = DeployError) -> str:
+    """The SageMaker execution role: `<group>.role_arn`, else $KEYSPOT_SAGEMAKER_ROLE;
+    a missing or malformed one raises `error` naming where it came from."""
     role = (cfg.role_arn or os.environ.get(ROLE_ENV, "")).strip()
     if not role:
-        raise DeployError(f"no execution role: export {ROLE_ENV}=arn:aws:iam::<account>:role/<name> "
-                          "(a SageMaker execution role), or pass -S deploy.role_arn=... for one run")
+        raise error(f"no execution role: export {ROLE_ENV}=arn:aws:iam::<account>:role/<name> "
+                    f"(a SageMaker execution role), or pass -S {group}.role_arn=... for one run")
     if not ROLE_ARN.fullmatch(role):
-        where = "deploy.role_arn" if cfg.role_arn else ROLE_ENV
-        raise DeployError(f"{where}: {role!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+        where = f"{group}.role_arn" if cfg.role_arn else ROLE_ENV
+        raise error(f"{where}: {role!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
     return role
 
 

@@ -15,10 +15,10 @@ under s3://<bucket>/<prefix>/:
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 
-from keyspot.deploy.sagemaker import ROLE_ARN, ROLE_ENV
+from keyspot.deploy import sagemaker as deploy_sagemaker
+from keyspot.deploy.sagemaker import ROLE_ENV  # noqa: F401  (tests and docs refer to it here)
 from keyspot.sagemaker_jobs import JobError
 
 BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -43,14 +43,7 @@ class Settings:
 
 
 def role_arn(cfg) -> str:
-    role = (cfg.role_arn or os.environ.get(ROLE_ENV, "")).strip()
-    if not role:
-        raise JobError(f"no execution role: export {ROLE_ENV}=arn:aws:iam::<account>:role/<name> "
-                       "(a SageMaker execution role), or pass -S sagemaker.role_arn=... for one run")
-    if not ROLE_ARN.fullmatch(role):
-        where = "sagemaker.role_arn" if cfg.role_arn else ROLE_ENV
-        raise JobError(f"{where}: {role!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
-    return role
+    return deploy_sagemaker.role_arn(cfg, group="sagemaker", error=JobError)
 
 
 def image_uri(cfg) -> str:
