@@ -33,6 +33,31 @@ def smoke_params(smoke_dict):
 
 
 @pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory, smoke_params):
+    """tests/tiny_dataset.py's clips in data/raw layout (`raw/`) and their
+    features (`features/`), for stage-level tests of train and its backends."""
+    import tiny_dataset
+
+    from keyspot import extract
+
+    root = tmp_path_factory.mktemp("tiny_data")
+    extract.run(smoke_params, tiny_dataset.make(root / "raw"), root / "features")
+    return root
+
+
+@pytest.fixture(scope="module")
+def moto_server():
+    """moto's server (S3, SageMaker, CloudWatch Logs, ...) on a free loopback port; its URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     """A real `mlflow server` on loopback (SQLite store, proxied artifacts)."""
     from mlflow_server import start

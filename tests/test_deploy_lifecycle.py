@@ -62,18 +62,12 @@ def answer(workdir) -> bytes:
 
 
 @pytest.fixture
-def moto_url():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    # moto keeps its state in this process: start every test from nothing.
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10)
-    moto_client(url, "s3").create_bucket(Bucket="kws-bucket")
-    yield url
-    server.stop()
+def moto_url(moto_server):
+    """The module's moto server, emptied, with the deploy bucket: moto keeps
+    its state across requests, so every test starts from nothing."""
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"), timeout=10)
+    moto_client(moto_server, "s3").create_bucket(Bucket="kws-bucket")
+    return moto_server
 
 
 def moto_client(url: str, service: str):

@@ -17,22 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
-import tiny_dataset
 
-from keyspot import extract, train
+from keyspot import train
 from keyspot.compose import write_params
 from keyspot.params import from_dict
 from keyspot.sagemaker_jobs import config, folder_tar, sourcedir, training
 
 EPOCHS = 4
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory, smoke_params):
-    root = tmp_path_factory.mktemp("data")
-    raw = tiny_dataset.make(root / "raw")
-    extract.run(smoke_params, raw, root / "features")
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -81,17 +72,17 @@ def tree(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow  # trains here, in a job killed after its first checkpoint, and in the job resumed
-def test_training_entry_resumes_after_a_kill_and_gives_the_local_model(data, code, smoke_dict, smoke_params,
+def test_training_entry_resumes_after_a_kill_and_gives_the_local_model(tiny_data, code, smoke_dict, smoke_params,
                                                                          tmp_path, monkeypatch):
     params = job_params(smoke_dict, backend="sagemaker")
     local_params = from_dict(job_params(smoke_dict, backend="local"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.chdir(tmp_path)  # the run's artifacts go to ./mlruns
-    train.run(local_params, data / "features", tmp_path / "local/models", tmp_path / "local/reports/train",
-              raw_dir=data / "raw")
+    train.run(local_params, tiny_data / "features", tmp_path / "local/models", tmp_path / "local/reports/train",
+              raw_dir=tiny_data / "raw")
 
     root = tmp_path / "opt_ml"
-    env = training_root(root, params, data, smoke_params.sagemaker)
+    env = training_root(root, params, tiny_data, smoke_params.sagemaker)
     command = [sys.executable, sourcedir.TRAIN_SCRIPT, "--checkpoint_dir", str(root / "checkpoints")]
     # A spot interruption: the instance goes away right after a checkpoint.
     first = subprocess.Popen(command, cwd=code, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -116,10 +107,10 @@ def test_training_entry_resumes_after_a_kill_and_gives_the_local_model(data, cod
     assert tree(root / "output/data") == {f"train/{k}": v for k, v in tree(tmp_path / "local/reports/train").items()}
 
 
-def test_training_entry_failure_writes_the_reason(data, code, smoke_dict, smoke_params, tmp_path):
+def test_training_entry_failure_writes_the_reason(tiny_data, code, smoke_dict, smoke_params, tmp_path):
     params = job_params(smoke_dict, backend="sagemaker", epochs="ten")
     root = tmp_path / "opt_ml"
-    env = training_root(root, params, data, smoke_params.sagemaker)
+    env = training_root(root, params, tiny_data, smoke_params.sagemaker)
     done = subprocess.run([sys.executable, sourcedir.TRAIN_SCRIPT], cwd=code, env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 1
@@ -148,22 +139,22 @@ def processing_root(root: Path, params: dict, data: Path) -> dict:
     return job_env(root, KEYSPOT_OPT_ML=str(root))
 
 
-def test_processing_entry_writes_the_local_features(data, code, smoke_dict, tmp_path):
+def test_processing_entry_writes_the_local_features(tiny_data, code, smoke_dict, tmp_path):
     root = tmp_path / "opt_ml"
-    env = processing_root(root, job_params(smoke_dict), data)
+    env = processing_root(root, job_params(smoke_dict), tiny_data)
     done = subprocess.run([sys.executable, "-m", "keyspot.sagemaker_jobs.process_entry"], cwd=code, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "features: train " in done.stdout
     # Only the features: the job uploads the whole output folder.
     assert [p.name for p in (root / "processing/output").iterdir()] == ["features"]
-    assert tree(root / "processing/output/features") == tree(data / "features")
+    assert tree(root / "processing/output/features") == tree(tiny_data / "features")
     assert not (root / "output" / "message").exists()
 
 
-def test_processing_entry_failure_writes_the_message(data, code, smoke_dict, tmp_path):
+def test_processing_entry_failure_writes_the_message(tiny_data, code, smoke_dict, tmp_path):
     root = tmp_path / "opt_ml"
-    env = processing_root(root, job_params(smoke_dict), data)
+    env = processing_root(root, job_params(smoke_dict), tiny_data)
     (root / "processing/input/raw/raw.tar").write_bytes(b"not a tar")
     done = subprocess.run([sys.executable, "-m", "keyspot.sagemaker_jobs.process_entry"], cwd=code, env=env,
                           capture_output=True, text=True, timeout=120)
@@ -185,14 +176,14 @@ def test_a_member_outside_the_folder_is_refused(tmp_path):
     assert not (tmp_path / "escaped.txt").exists()
 
 
-def test_packing_is_reproducible(data, tmp_path):
-    first = folder_tar.pack(data / "raw", tmp_path / "a.tar")
-    os.utime(data / "raw" / "manifest.csv", (0, 12345))  # times do not count, content does
-    assert folder_tar.pack(data / "raw", tmp_path / "b.tar") == first
+def test_packing_is_reproducible(tiny_data, tmp_path):
+    first = folder_tar.pack(tiny_data / "raw", tmp_path / "a.tar")
+    os.utime(tiny_data / "raw" / "manifest.csv", (0, 12345))  # times do not count, content does
+    assert folder_tar.pack(tiny_data / "raw", tmp_path / "b.tar") == first
     assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
     (tmp_path / "copy").mkdir()
     folder_tar.unpack(tmp_path / "a.tar", tmp_path / "copy")
-    assert tree(tmp_path / "copy") == tree(data / "raw")
+    assert tree(tmp_path / "copy") == tree(tiny_data / "raw")
 
 
 def test_requirements_pin_what_the_job_imports():

@@ -34,12 +34,11 @@ from pathlib import Path
 
 import boto3
 import pytest
-import tiny_dataset
 import yaml
 from botocore.stub import ANY, Stubber
 
-from keyspot import extract, tracking
 from keyspot import params as params_mod
+from keyspot import tracking
 from keyspot.compose import write_params
 from keyspot.params import from_dict
 from keyspot.sagemaker_jobs import JobError, config, folder_tar, lifecycle, sourcedir
@@ -56,32 +55,21 @@ NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 # --- moto, and the parts of SageMaker it lacks ---------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def moto_url():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def aws(moto_url, tmp_path, monkeypatch):
+def aws(moto_server, tmp_path, monkeypatch):
     """AWS as a user configures it (environment only), pointed at a fresh moto."""
-    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=10)
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"), timeout=10)
     for name in [n for n in os.environ if n.startswith("AWS_")]:
         monkeypatch.delenv(name)
     monkeypatch.delenv(config.ROLE_ENV, raising=False)
-    for name, value in {"AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "testing",
+    for name, value in {"AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "testing",
                         "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
                         "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
                         "AWS_EC2_METADATA_DISABLED": "true"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     client("s3").create_bucket(Bucket=BUCKET)
-    return moto_url
+    return moto_server
 
 
 def client(service: str, url: str | None = None):
@@ -222,14 +210,6 @@ class Containers:
 
 # --- workspaces ----------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory, smoke_params):
-    root = tmp_path_factory.mktemp("data")
-    raw = tiny_dataset.make(root / "raw")
-    extract.run(smoke_params, raw, root / "features")
-    return root
-
-
 def settings(smoke_dict, **changes) -> dict:
     """The smoke params, EPOCHS epochs, with `changes` as dotted keys."""
     params = json.loads(json.dumps(smoke_dict))
@@ -279,15 +259,15 @@ def outs(ws: Path, stage: str) -> dict[str, bytes]:
 
 # --- (c) the stages, end to end -----------------------------------------------------------------------------
 
-def test_features_stage_on_sagemaker_writes_the_local_features_and_uploads_once(aws, use, data, smoke_dict,
+def test_features_stage_on_sagemaker_writes_the_local_features_and_uploads_once(aws, use, tiny_data, smoke_dict,
                                                                                tmp_path, monkeypatch, capsys):
     sagemaker = use(SageMaker(containers=Containers(tmp_path / "instances")))
-    ws = workspace(tmp_path / "ws", data, settings(smoke_dict, **{"features.backend": "sagemaker"}), features=False)
+    ws = workspace(tmp_path / "ws", tiny_data, settings(smoke_dict, **{"features.backend": "sagemaker"}), features=False)
     assert run_stage("features", ws, monkeypatch) == 0
     out = capsys.readouterr().out
     assert "features: train 24, val 6, test 6" in out.splitlines()[-1]
     # The same files, byte for byte, as extract.run wrote locally from the same clips.
-    assert outs(ws, "features") == {f"data/features/{k}": v for k, v in tree(data / "features").items()}
+    assert outs(ws, "features") == {f"data/features/{k}": v for k, v in tree(tiny_data / "features").items()}
     assert "uploading to s3://kws-jobs/keyspot/sagemaker/inputs/" in out and "started SageMaker processing job" in out
     assert "features: | features: train 24, val 6, test 6" in out  # the job's own log line, from CloudWatch
 
@@ -304,19 +284,19 @@ def test_features_stage_on_sagemaker_writes_the_local_features_and_uploads_once(
     assert run_stage("features", ws, monkeypatch) == 0
     again = capsys.readouterr().out
     assert "uploading" not in again and again.count("already in s3://") == 3
-    assert outs(ws, "features") == {f"data/features/{k}": v for k, v in tree(data / "features").items()}
+    assert outs(ws, "features") == {f"data/features/{k}": v for k, v in tree(tiny_data / "features").items()}
 
 
 @pytest.mark.slow  # a local and a SageMaker-side training, each in a fresh process
-def test_train_stage_on_sagemaker_writes_what_a_local_run_writes(aws, use, data, smoke_dict, tmp_path, monkeypatch,
+def test_train_stage_on_sagemaker_writes_what_a_local_run_writes(aws, use, tiny_data, smoke_dict, tmp_path, monkeypatch,
                                                                  capsys):
-    local = workspace(tmp_path / "local", data, settings(smoke_dict))
+    local = workspace(tmp_path / "local", tiny_data, settings(smoke_dict))
     done = subprocess.run([sys.executable, str(REPO / "stages/train.py")], cwd=local, capture_output=True, text=True,
                           env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'local.db'}"}, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 
     use(SageMaker(containers=Containers(tmp_path / "instances")))
-    ws = workspace(tmp_path / "ws", data, settings(smoke_dict, **{"train.backend": "sagemaker"}))
+    ws = workspace(tmp_path / "ws", tiny_data, settings(smoke_dict, **{"train.backend": "sagemaker"}))
     assert run_stage("train", ws, monkeypatch) == 0
     out = capsys.readouterr().out
     # Every out of the train stage: the same files and the same bytes.
@@ -381,7 +361,7 @@ class Describe:
         return self.sagemaker.stubbed_client.describe_training_job(**kwargs)
 
 
-def test_a_failed_training_job_fails_the_stage_with_its_reason(aws, use, data, smoke_dict, tmp_path, monkeypatch,
+def test_a_failed_training_job_fails_the_stage_with_its_reason(aws, use, tiny_data, smoke_dict, tmp_path, monkeypatch,
                                                                 capsys):
     sagemaker = use(SageMaker())
     reason = "AlgorithmError: train: data/features/train.npz: missing; run `dvc repro features`"
@@ -390,7 +370,7 @@ def test_a_failed_training_job_fails_the_stage_with_its_reason(aws, use, data, s
             {"Status": "Starting", "StartTime": NOW, "StatusMessage": "Launching requested ML instances"}]}),
         ("InProgress", "Training", {}),
         ("Failed", "Failed", {"FailureReason": reason})]), raising=False)
-    ws = workspace(tmp_path / "ws", data, settings(smoke_dict, **{"train.backend": "sagemaker"}))
+    ws = workspace(tmp_path / "ws", tiny_data, settings(smoke_dict, **{"train.backend": "sagemaker"}))
     assert run_stage("train", ws, monkeypatch) == 2
     captured = capsys.readouterr()
     name = the_job(sagemaker)
@@ -424,7 +404,7 @@ def test_a_failed_training_job_fails_the_stage_with_its_reason(aws, use, data, s
     sagemaker.stubber.assert_no_pending_responses()
 
 
-def test_ctrl_c_stops_the_training_job(aws, use, data, smoke_dict, tmp_path, monkeypatch, capsys):
+def test_ctrl_c_stops_the_training_job(aws, use, tiny_data, smoke_dict, tmp_path, monkeypatch, capsys):
     sagemaker = use(SageMaker(stubbed={"stop_training_job"}))
     monkeypatch.setattr(sagemaker, "describe_training_job",
                         Describe(sagemaker, [("InProgress", "Training", {})]), raising=False)
@@ -433,7 +413,7 @@ def test_ctrl_c_stops_the_training_job(aws, use, data, smoke_dict, tmp_path, mon
         sagemaker.stubber.add_response("stop_training_job", {}, {"TrainingJobName": ANY})
         raise KeyboardInterrupt  # Ctrl-C while the stage waits for the next status
     monkeypatch.setattr(lifecycle, "wait", interrupted)
-    ws = workspace(tmp_path / "ws", data, settings(smoke_dict, **{"train.backend": "sagemaker"}))
+    ws = workspace(tmp_path / "ws", tiny_data, settings(smoke_dict, **{"train.backend": "sagemaker"}))
     assert run_stage("train", ws, monkeypatch) == 130
     captured = capsys.readouterr()
     name = the_job(sagemaker)
@@ -445,7 +425,7 @@ def test_ctrl_c_stops_the_training_job(aws, use, data, smoke_dict, tmp_path, mon
     sagemaker.stubber.assert_no_pending_responses()
 
 
-def test_ctrl_c_stops_the_processing_job(aws, use, data, smoke_dict, tmp_path, monkeypatch, capsys):
+def test_ctrl_c_stops_the_processing_job(aws, use, tiny_data, smoke_dict, tmp_path, monkeypatch, capsys):
     """moto has StopProcessingJob: the stop reaches it, and the job there is Stopped."""
     sagemaker = use(SageMaker(stubbed={"describe_processing_job"}))
     sagemaker.stubber.add_response("describe_processing_job", {
@@ -457,7 +437,7 @@ def test_ctrl_c_stops_the_processing_job(aws, use, data, smoke_dict, tmp_path, m
     def interrupted(seconds):
         raise KeyboardInterrupt
     monkeypatch.setattr(lifecycle, "wait", interrupted)
-    ws = workspace(tmp_path / "ws", data, settings(smoke_dict, **{"features.backend": "sagemaker"}), features=False)
+    ws = workspace(tmp_path / "ws", tiny_data, settings(smoke_dict, **{"features.backend": "sagemaker"}), features=False)
     assert run_stage("features", ws, monkeypatch) == 130
     (job,) = client("sagemaker").list_processing_jobs()["ProcessingJobSummaries"]
     assert client("sagemaker").describe_processing_job(

@@ -13,31 +13,22 @@ import time
 from pathlib import Path
 
 import pytest
-import tiny_dataset
 
-from keyspot import extract, train
+from keyspot import train
 from keyspot.compose import write_params
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory, smoke_params):
-    root = tmp_path_factory.mktemp("data")
-    raw = tiny_dataset.make(root / "raw")
-    extract.run(smoke_params, raw, root / "features")
-    return root
 
 
 def _params(smoke_params, **train_values):
     return dataclasses.replace(smoke_params, train=dataclasses.replace(smoke_params.train, **train_values))
 
 
-def test_early_stopping_keeps_the_best_epoch(data, tmp_path, smoke_params, monkeypatch):
+def test_early_stopping_keeps_the_best_epoch(tiny_data, tmp_path, smoke_params, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     params = _params(smoke_params, epochs=40, patience=3, lr=0.01)
-    summary = train.run(params, data / "features", tmp_path / "models", tmp_path / "reports",
-                        raw_dir=data / "raw")
+    summary = train.run(params, tiny_data / "features", tmp_path / "models", tmp_path / "reports",
+                        raw_dir=tiny_data / "raw")
     assert summary["epochs_run"] < 40
     assert summary["epochs_run"] == summary["best_epoch"] + 3
     history = (tmp_path / "reports" / "history.csv").read_text().splitlines()
@@ -65,14 +56,14 @@ def _outputs(ws):
             if p.is_file()} | {"summary": (ws / "reports" / "train" / "summary.json").read_bytes()}
 
 
-def test_a_killed_training_leaves_the_previous_outputs(data, tmp_path, smoke_dict):
+def test_a_killed_training_leaves_the_previous_outputs(tiny_data, tmp_path, smoke_dict):
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "PYTHONUNBUFFERED": "1"}
-    ws = _workspace(tmp_path, data, {**smoke_dict, "train": {**smoke_dict["train"], "epochs": 2}}, seed=1)
+    ws = _workspace(tmp_path, tiny_data, {**smoke_dict, "train": {**smoke_dict["train"], "epochs": 2}}, seed=1)
     write_params({**smoke_dict, "seed": 1}, ws / "params.yaml")
     subprocess.run([sys.executable, "stages/train.py"], cwd=ws, env=env, check=True, capture_output=True)
     before = _outputs(ws)
 
-    _workspace(tmp_path, data, smoke_dict, seed=2)  # a long run with another seed
+    _workspace(tmp_path, tiny_data, smoke_dict, seed=2)  # a long run with another seed
     proc = subprocess.Popen([sys.executable, "stages/train.py"], cwd=ws, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
@@ -93,15 +84,15 @@ def test_a_killed_training_leaves_the_previous_outputs(data, tmp_path, smoke_dic
     assert json.loads(after["summary"])["epochs_run"] == smoke_dict["train"]["epochs"]
 
 
-def test_a_resumed_training_gives_the_same_model(data, tmp_path, smoke_params, monkeypatch):
+def test_a_resumed_training_gives_the_same_model(tiny_data, tmp_path, smoke_params, monkeypatch):
     """Interrupted right after epoch 1's checkpoint, then restarted: the same
     bytes as a run that never stopped."""
     from keyspot import checkpoint
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     params = _params(smoke_params, epochs=3, patience=0)
-    whole = train.run(params, data / "features", tmp_path / "whole", tmp_path / "whole_reports",
-                      raw_dir=data / "raw")
+    whole = train.run(params, tiny_data / "features", tmp_path / "whole", tmp_path / "whole_reports",
+                      raw_dir=tiny_data / "raw")
 
     save = checkpoint.save
 
@@ -112,12 +103,12 @@ def test_a_resumed_training_gives_the_same_model(data, tmp_path, smoke_params, m
 
     monkeypatch.setattr(checkpoint, "save", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
-        train.run(params, data / "features", tmp_path / "resumed", tmp_path / "resumed_reports",
-                  raw_dir=data / "raw", checkpoint_dir=tmp_path / "ckpt")
+        train.run(params, tiny_data / "features", tmp_path / "resumed", tmp_path / "resumed_reports",
+                  raw_dir=tiny_data / "raw", checkpoint_dir=tmp_path / "ckpt")
     assert not (tmp_path / "resumed").exists()
     monkeypatch.setattr(checkpoint, "save", save)
-    resumed = train.run(params, data / "features", tmp_path / "resumed", tmp_path / "resumed_reports",
-                        raw_dir=data / "raw", checkpoint_dir=tmp_path / "ckpt")
+    resumed = train.run(params, tiny_data / "features", tmp_path / "resumed", tmp_path / "resumed_reports",
+                        raw_dir=tiny_data / "raw", checkpoint_dir=tmp_path / "ckpt")
     assert resumed == whole
     assert (tmp_path / "resumed" / "model.keras").read_bytes() == (tmp_path / "whole" / "model.keras").read_bytes()
     assert ((tmp_path / "resumed_reports" / "history.csv").read_text()
@@ -125,6 +116,6 @@ def test_a_resumed_training_gives_the_same_model(data, tmp_path, smoke_params, m
 
     # A checkpoint of other params is not used.
     other = _params(smoke_params, epochs=3, patience=0, lr=0.002)
-    train.run(other, data / "features", tmp_path / "other", tmp_path / "other_reports",
-              raw_dir=data / "raw", checkpoint_dir=tmp_path / "ckpt")
+    train.run(other, tiny_data / "features", tmp_path / "other", tmp_path / "other_reports",
+              raw_dir=tiny_data / "raw", checkpoint_dir=tmp_path / "ckpt")
     assert len((tmp_path / "other_reports" / "history.csv").read_text().splitlines()) == 4
