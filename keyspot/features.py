@@ -154,22 +154,39 @@ def _tables(spec: FeatureSpec):
     return win, used, mel, dct
 
 
-def unnormalised(pcm: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+class Workspace:
+    """Scratch arrays for `unnormalised`, reused call after call by one
+    thread. Fresh multi-megabyte arrays for every batch cost page faults
+    that took about as long as the FFT itself."""
+
+    def __init__(self, spec: FeatureSpec, batch: int):
+        _, used, _, _ = _tables(spec)
+        # Frames zero-padded to the FFT size: only the first window_samples
+        # columns are ever written, so the padding stays zero.
+        self.frames = np.zeros((batch, spec.num_frames, spec.fft_size), np.float32)
+        self.power = np.empty((batch, spec.num_frames, used), np.float32)
+
+
+def unnormalised(pcm: np.ndarray, spec: FeatureSpec, work: Workspace | None = None) -> np.ndarray:
     """int16 PCM of shape (batch, clip_samples) -> (batch, frames, coefficients).
 
     Vectorised over the whole batch: one FFT call, two small matrix products.
+    `work` (at least `batch` clips large) saves allocating the big arrays.
     """
     pcm = np.asarray(pcm)
     if pcm.ndim == 1:
         pcm = pcm[None, :]
     if pcm.shape[1] != spec.clip_samples:
         raise ValueError(f"expected clips of {spec.clip_samples} samples, got {pcm.shape[1]}")
+    if work is None or len(work.frames) < len(pcm):
+        work = Workspace(spec, len(pcm))
     win, used, mel_t, dct_t = _tables(spec)
-    x = frames(pcm, spec) * win
+    x = work.frames[:len(pcm)]
     # The window sits centred in the FFT frame; a shift only changes phase,
     # so the power spectrum equals that of the zero-padded, centred frame.
-    spectrum = scipy.fft.rfft(x, n=spec.fft_size, axis=-1, overwrite_x=True)[..., :used]
-    power = np.abs(spectrum)
+    np.multiply(frames(pcm, spec), win, out=x[..., :spec.window_samples])
+    spectrum = scipy.fft.rfft(x, axis=-1)[..., :used]
+    power = np.abs(spectrum, out=work.power[:len(pcm)])
     power *= power
     log_mel = np.log(np.maximum(power @ mel_t, np.float32(spec.log_floor)))
     if spec.kind == "log_mel":

@@ -38,8 +38,8 @@ sys.exit(main())
 # What keyspot.train and keyspot.extract import, directly or through keyspot's
 # other modules. mlflow-skinny, not mlflow: the job only writes a scratch run
 # to a local folder (train_entry.py), without mlflow's server and SQL stores.
-JOB_DISTRIBUTIONS = ("tensorflow-cpu", "keras", "numpy", "scipy", "soundfile", "tqdm", "ruamel.yaml",
-                     "mlflow-skinny")
+JOB_DISTRIBUTIONS = ("tensorflow-cpu", "keras", "numpy", "scipy", "soundfile", "threadpoolctl", "tqdm",
+                     "ruamel.yaml", "mlflow-skinny")
 # tensorflow-cpu and tensorflow install the same `tensorflow` package: the AWS
 # images hold `tensorflow`, which a pin of tensorflow-cpu would overwrite file
 # by file. Pinning `tensorflow` to the local version upgrades it cleanly; both
