@@ -30,6 +30,7 @@ def read_yaml(path: Path):
 @dataclasses.dataclass(frozen=True)
 class Augment:
     prob: float                       # share of training clips augmented each epoch
+    speed_range: tuple[float, float]  # resampling factor: tempo, pitch and formants together
     shift_ms: float
     gain_db_range: tuple[float, float]
     noise_prob: float
@@ -166,6 +167,7 @@ class Train:
     lr: float
     lr_min: float
     label_smoothing: float
+    class_weight_power: float         # inverse-frequency class weights to this power; 0 = unweighted
     augment: Augment
     backend: str                      # local | sagemaker (a training job); never changes the model
 
@@ -405,6 +407,11 @@ def _check(params: Params) -> None:
     for key in ("prob", "noise_prob"):
         if not 0.0 <= getattr(params.train.augment, key) <= 1.0:
             raise ParamsError(f"train.augment.{key}: a probability, between 0 and 1")
+    if not 0.0 <= params.train.class_weight_power <= 1.0:
+        raise ParamsError("train.class_weight_power: between 0 (unweighted) and 1 (inverse frequency)")
+    low, high = params.train.augment.speed_range
+    if not 0.5 <= low <= high <= 2.0:
+        raise ParamsError("train.augment.speed_range: [low, high] with 0.5 <= low <= high <= 2 ([1, 1] is off)")
 
 
 def from_dict(data: dict) -> Params:

@@ -45,10 +45,12 @@ def make_deterministic(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def class_weights(y: np.ndarray, num_labels: int) -> dict[int, float]:
-    """Inverse-frequency weights so that rare classes count as much as common ones."""
+def class_weights(y: np.ndarray, num_labels: int, power: float = 1.0) -> dict[int, float]:
+    """Inverse-frequency weights raised to `power`: 1 makes rare classes
+    count as much as common ones (balanced accuracy), 0 weighs every clip
+    alike (plain accuracy, the class priors kept), 0.5 is between."""
     counts = np.bincount(y, minlength=num_labels).astype(np.float64)
-    weights = len(y) / (num_labels * np.maximum(counts, 1))
+    weights = (len(y) / (num_labels * np.maximum(counts, 1))) ** power
     return {i: float(w) for i, w in enumerate(weights)}
 
 
@@ -111,7 +113,7 @@ def run(params, features_dir: Path, models_dir: Path, reports_dir: Path,
     data = EpochData(params, spec, features_dir, raw_dir)
     x_val, y_val = load_split(features_dir, "val")
     num_labels = len(spec.labels)
-    weights = class_weights(data.y, num_labels)
+    weights = class_weights(data.y, num_labels, params.train.class_weight_power)
     val = (x_val, keras.utils.to_categorical(y_val, num_labels))
 
     model = models.build(params.model, spec.shape, num_labels)

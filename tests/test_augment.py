@@ -8,7 +8,7 @@ import numpy as np
 
 from keyspot import augment
 
-AUG = SimpleNamespace(prob=1.0, shift_ms=100, gain_db_range=(-6.0, 6.0), noise_prob=1.0,
+AUG = SimpleNamespace(prob=1.0, speed_range=(0.85, 1.15), shift_ms=100, gain_db_range=(-6.0, 6.0), noise_prob=1.0,
                       noise_snr_db_range=(10.0, 20.0), time_masks=2, time_mask_frames=5,
                       freq_masks=1, freq_mask_bins=2)
 
@@ -37,7 +37,7 @@ def test_same_seed_epoch_and_clip_give_the_same_waveform():
 def test_noise_is_mixed_at_the_requested_snr():
     pcm = _clips(1)
     bank = augment.noise_bank(pcm, np.zeros(1, int), None, seed=0)
-    quiet = SimpleNamespace(**{**vars(AUG), "shift_ms": 0, "gain_db_range": (0.0, 0.0),
+    quiet = SimpleNamespace(**{**vars(AUG), "speed_range": (1.0, 1.0), "shift_ms": 0, "gain_db_range": (0.0, 0.0),
                                "noise_snr_db_range": (20.0, 20.0)})
     out = augment.augment_waveforms(pcm, bank, quiet, 16000, seed=0, epoch=1, index=np.arange(1))
     noise = out.astype(np.float64) - pcm
@@ -69,3 +69,18 @@ def test_masks_stay_within_their_widths():
         masked_frames = np.all(example == 0, axis=1).sum()
         assert masked_frames <= AUG.time_masks * AUG.time_mask_frames
     assert (x == 0).any()
+
+
+def test_speed_scales_frequency_and_keeps_the_centre():
+    t = np.arange(16000) / 16000
+    tone = np.sin(2 * np.pi * 440 * t).astype(np.float32)
+    faster = augment.resample_about_centre(tone, 1.25)
+    assert faster.shape == tone.shape and faster.dtype == np.float32
+    spectrum = np.abs(np.fft.rfft(faster))
+    assert abs(np.argmax(spectrum) - 550) <= 1          # 440 Hz played 1.25x faster, 1 Hz bins
+    np.testing.assert_allclose(faster[7999:8001], tone[7999:8001], atol=0.05)   # the centre stays put
+    # Played faster, a second of audio ends early: the edges are zero filled.
+    assert not faster[:1000].any() and not faster[-1000:].any()
+    slower = augment.resample_about_centre(tone, 0.8)
+    assert abs(np.argmax(np.abs(np.fft.rfft(slower))) - 352) <= 1 and slower[:100].any()
+    np.testing.assert_array_equal(augment.resample_about_centre(tone, 1.0), tone)

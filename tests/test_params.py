@@ -52,6 +52,8 @@ def _broken(base: dict, path: str, value) -> dict:
     ("features.kind", "wavelet", "features.kind: 'wavelet' is not one of"),
     ("dataset.keywords", [True, "no"], "dataset.keywords[0]: expected a string"),
     ("features.fft_size", 256, "features.fft_size: 256 is shorter than the 480-sample window"),
+    ("train.augment.speed_range", [1.2, 0.9], "train.augment.speed_range: [low, high] with"),
+    ("train.class_weight_power", 2.0, "train.class_weight_power: between 0"),
 ])
 def test_bad_values_name_the_key(smoke_dict, path, value, message):
     with pytest.raises(ParamsError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):

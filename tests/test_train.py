@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from keyspot import train
@@ -119,3 +120,15 @@ def test_a_resumed_training_gives_the_same_model(tiny_data, tmp_path, smoke_para
     train.run(other, tiny_data / "features", tmp_path / "other", tmp_path / "other_reports",
               raw_dir=tiny_data / "raw", checkpoint_dir=tmp_path / "ckpt")
     assert len((tmp_path / "other_reports" / "history.csv").read_text().splitlines()) == 4
+
+
+def test_class_weight_power_goes_from_unweighted_to_inverse_frequency():
+    from keyspot.train import class_weights
+
+    y = np.array([0] * 30 + [1] * 10 + [2] * 20)
+    assert class_weights(y, 3, 0.0) == {0: 1.0, 1: 1.0, 2: 1.0}
+    inverse = class_weights(y, 3, 1.0)
+    assert inverse[1] == pytest.approx(2.0) and inverse[0] == pytest.approx(2 / 3)
+    # Each class then carries the same total weight.
+    assert 30 * inverse[0] == pytest.approx(10 * inverse[1]) == pytest.approx(20 * inverse[2])
+    assert class_weights(y, 3, 0.5)[1] == pytest.approx(2.0 ** 0.5)
