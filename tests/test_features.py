@@ -71,6 +71,22 @@ def test_batch_equals_single_clips():
         np.testing.assert_array_equal(batch[i], features.compute(pcm[i], spec)[0])
 
 
+@pytest.mark.parametrize("kind", ["mfcc", "log_mel"])
+def test_a_reused_workspace_gives_the_same_features(kind):
+    spec = _spec(kind)
+    pcm = np.stack([_chirp_pcm(i) for i in range(4)])
+    work = features.Workspace(spec, 4)
+    expected = features.unnormalised(pcm, spec)
+    first = features.unnormalised(pcm, spec, work)
+    np.testing.assert_array_equal(first, expected)
+    # A smaller batch through the same buffers, then the first again:
+    # nothing of one call leaks into the next.
+    np.testing.assert_array_equal(features.unnormalised(pcm[2:][::-1], spec, work), expected[2:][::-1])
+    np.testing.assert_array_equal(features.unnormalised(pcm, spec, work), expected)
+    # Results are not views of the buffers: the later calls left `first` alone.
+    np.testing.assert_array_equal(first, expected)
+
+
 def test_wrong_clip_length_is_refused():
     with pytest.raises(ValueError, match="expected clips of 16000 samples"):
         features.unnormalised(np.zeros(8000, np.int16), _spec())
