@@ -41,7 +41,8 @@ def noise_bank(pcm: np.ndarray, labels: np.ndarray, silence_id: int | None, seed
 
 def resample_about_centre(x: np.ndarray, speed: float) -> np.ndarray:
     """`x` played `speed` times faster (tempo, pitch and formants scale
-    together), the same length, the centre kept in place and zero filled.
+    together), the same length, the centre kept in place: zero filled at
+    the ends when faster, cut at the ends when slower.
     Linear interpolation: its slight low-pass is harmless next to the
     features' 4 kHz mel ceiling."""
     n = len(x)
