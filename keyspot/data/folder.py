@@ -49,7 +49,7 @@ import soundfile
 from tqdm import tqdm
 
 from keyspot import artifacts, audio
-from keyspot.data.manifest import SPLITS, Row, write_manifest
+from keyspot.data.manifest import SPLITS, Row, counts_table, write_manifest
 from keyspot.data.report import SourceFile
 from keyspot.params import ParamsError
 
@@ -102,13 +102,7 @@ class Summary:
                 f"{self.where}{fetched} in {self.seconds:.1f} s; {len(self.skipped)} skipped")
 
     def table(self) -> str:
-        labels = list(next(iter(self.counts.values())))
-        width = max(len(label) for label in labels)
-        lines = [f"  {'label':<{width}} " + " ".join(f"{s:>6}" for s in SPLITS)]
-        for label in labels:
-            lines.append(f"  {label:<{width}} "
-                         + " ".join(f"{self.counts[s][label]:>6}" for s in SPLITS))
-        return "\n".join(lines)
+        return "\n".join(counts_table(self.counts))
 
 
 def fetch(dataset, seed: int, out: Path = Path("data/raw"), progress: bool = True) -> Summary:

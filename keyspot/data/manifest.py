@@ -23,6 +23,17 @@ class Row:
     speaker: str
 
 
+def counts_table(counts: dict[str, dict[str, int]], column: int = 6) -> list[str]:
+    """Lines of clips per label (rows) and split (columns), as the fetch
+    stage prints them; `counts` is split -> label -> clips."""
+    labels = list(next(iter(counts.values())))
+    width = max(len(label) for label in labels)
+    lines = [f"  {'label':<{width}} " + " ".join(f"{s:>{column}}" for s in SPLITS)]
+    for label in labels:
+        lines.append(f"  {label:<{width}} " + " ".join(f"{counts[s][label]:>{column}}" for s in SPLITS))
+    return lines
+
+
 def write_manifest(path: Path, rows) -> None:
     """Write `rows` sorted by path, with `\\n` line endings."""
     path = Path(path)

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from keyspot import artifacts, audio
 from keyspot.data import archive, download
-from keyspot.data.manifest import SPLITS, Row, write_manifest
+from keyspot.data.manifest import SPLITS, Row, counts_table, write_manifest
 from keyspot.data.report import SourceFile
 from keyspot.params import ParamsError
 from keyspot.params import SpeechCommandsDataset as Dataset
@@ -125,11 +125,7 @@ class Summary:
                 f"in {self.seconds:.1f} s; {len(self.skipped)} skipped")
 
     def table(self) -> str:
-        labels = list(next(iter(self.counts.values())))
-        width = max(len(label) for label in labels)
-        lines = [f"  {'label':<{width}} " + " ".join(f"{s:>6}" for s in SPLITS)]
-        for label in labels:
-            lines.append(f"  {label:<{width}} " + " ".join(f"{self.counts[s][label]:>6}" for s in SPLITS))
+        lines = counts_table(self.counts)
         for path, reason in self.skipped[:SKIPPED_SHOWN]:
             lines.append(f"  skipped {path}: {reason}")
         if len(self.skipped) > SKIPPED_SHOWN:

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from keyspot import artifacts, audio
 from keyspot.data import tts
-from keyspot.data.manifest import SPLITS, Row, write_manifest
+from keyspot.data.manifest import SPLITS, Row, counts_table, write_manifest
 from keyspot.data.report import SourceFile
 from keyspot.params import ParamsError
 from keyspot.params import SyntheticDataset as Dataset
@@ -106,13 +106,7 @@ class Summary:
                 f"{len(self.skipped)} skipped, {self.truncated} truncated to the clip length")
 
     def table(self) -> str:
-        labels = list(next(iter(self.counts.values())))
-        width = max(len(label) for label in labels)
-        lines = [f"  {'label':<{width}} " + " ".join(f"{s:>5}" for s in SPLITS)]
-        for label in labels:
-            lines.append(f"  {label:<{width}} "
-                         + " ".join(f"{self.counts[s][label]:>5}" for s in SPLITS))
-        return "\n".join(lines)
+        return "\n".join(counts_table(self.counts, column=5))
 
 
 def labels(dataset: Dataset) -> list[str]:
