@@ -34,7 +34,7 @@ from keyspot.export import ExportError, export, generate
 from keyspot.export.c_engine import plan
 from keyspot.export.c_engine_graph import read
 from keyspot.export.c_model import header_comment
-from keyspot.export.engine_report import calibrate_random_weights
+from keyspot.export.engine_report import calibrate_random_weights, write_test_clips
 from keyspot.export.tflite_model import schema
 from keyspot.features import FeatureSpec, spec_from_params
 from keyspot.params import from_dict
@@ -341,19 +341,6 @@ def test_smoke_pipeline_model_on_its_test_split(pipeline, tmp_path):
 
 # ---------------------------------------------------------------- on the Cortex-M4F
 
-def _write_test_clips(folder: Path, pcm: np.ndarray) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "test_clips.h").write_text(
-        "/* Written by tests/test_c_engine.py. */\n#include <stdint.h>\n"
-        '#include "feature_config.h"\n'
-        f"#define KEYSPOT_TEST_CLIPS {len(pcm)}\n"
-        "extern const int16_t g_test_clips[KEYSPOT_TEST_CLIPS][KEYSPOT_CLIP_SAMPLES];\n")
-    rows = ",\n".join("  {" + ", ".join(str(int(v)) for v in clip) + "}" for clip in pcm)
-    (folder / "test_clips.c").write_text(
-        '#include "test_clips.h"\n'
-        f"const int16_t g_test_clips[KEYSPOT_TEST_CLIPS][KEYSPOT_CLIP_SAMPLES] = {{\n{rows}\n}};\n")
-
-
 def _chain_lines(text: str) -> list[str]:
     """The lines both builds print: features, scores and label of each clip."""
     return [line for line in text.splitlines()
@@ -366,7 +353,7 @@ def test_cortex_m4_under_qemu_runs_the_chain_as_the_host_does(case_factory, clip
     c = case_factory(name)
     _, pcm, _ = clips
     pick = pcm[[0, 1, 3, 4, 10]]
-    _write_test_clips(tmp_path / "clips", pick)
+    write_test_clips(tmp_path / "clips", pick, "tests/test_c_engine.py")
     build = tmp_path / "build"
     _run(["make", "-s", "-C", CORE, f"GENERATED={c.generated}", f"BUILD={build}",
           f"CLIPS={tmp_path / 'clips'}", "qemu"])

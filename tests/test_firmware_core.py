@@ -28,6 +28,7 @@ import pytest
 from keyspot import audio, features
 from keyspot.export import ExportError, export, generate
 from keyspot.export.c_model import header_comment
+from keyspot.export.engine_report import write_test_clips
 from keyspot.features import FeatureSpec
 from keyspot.quantize import quantize_input
 
@@ -411,19 +412,6 @@ def test_feature_parameter_change_regenerates_the_tables_and_parity_holds(pipeli
 
 # ---------------------------------------------------------------- on the Cortex-M4F
 
-def _write_test_clips(folder: Path, pcm: np.ndarray) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "test_clips.h").write_text(
-        "/* Written by tests/test_firmware_core.py. */\n#include <stdint.h>\n"
-        '#include "feature_config.h"\n'
-        f"#define KEYSPOT_TEST_CLIPS {len(pcm)}\n"
-        "extern const int16_t g_test_clips[KEYSPOT_TEST_CLIPS][KEYSPOT_CLIP_SAMPLES];\n")
-    rows = ",\n".join("  {" + ", ".join(str(int(v)) for v in clip) + "}" for clip in pcm)
-    (folder / "test_clips.c").write_text(
-        '#include "test_clips.h"\n'
-        f"const int16_t g_test_clips[KEYSPOT_TEST_CLIPS][KEYSPOT_CLIP_SAMPLES] = {{\n{rows}\n}};\n")
-
-
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
                     reason="needs arm-none-eabi-gcc (with newlib) and qemu-system-arm "
                            "(scripts/setup.sh installs them)")
@@ -431,7 +419,7 @@ def test_cortex_m4_under_qemu_computes_the_host_features(fx, tmp_path):
     pick = [0, fx.names.index("silence"), fx.names.index("full-scale square"),
             fx.names.index("clipped speech")]
     pcm = fx.pcm[pick]
-    _write_test_clips(tmp_path / "clips", pcm)
+    write_test_clips(tmp_path / "clips", pcm, "tests/test_firmware_core.py")
     build = tmp_path / "build"
     _run(["make", "-s", "-C", CORE, f"GENERATED={fx.generated}", f"BUILD={build}",
           f"CLIPS={tmp_path / 'clips'}", "qemu"])

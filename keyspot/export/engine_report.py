@@ -160,9 +160,15 @@ def _write_clips(folder: Path, spec) -> None:
     n = spec.clip_samples
     t = np.arange(n) / spec.sample_rate
     pcm = np.stack([rng.integers(-2000, 2000, n), 8000 * np.sin(2 * np.pi * 440 * t)])[:CLIPS]
+    write_test_clips(folder, pcm, "keyspot.export.engine_report")
+
+
+def write_test_clips(folder: Path, pcm: np.ndarray, written_by: str) -> None:
+    """test_clips.h/.c: `pcm` (clips of the frontend's length) as int16
+    arrays for the firmware images that run the whole chain."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "test_clips.h").write_text(
-        "/* Written by keyspot.export.engine_report. */\n#include <stdint.h>\n"
+        f"/* Written by {written_by}. */\n#include <stdint.h>\n"
         '#include "feature_config.h"\n'
         f"#define KEYSPOT_TEST_CLIPS {len(pcm)}\n"
         "extern const int16_t g_test_clips[KEYSPOT_TEST_CLIPS][KEYSPOT_CLIP_SAMPLES];\n")
