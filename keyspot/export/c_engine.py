@@ -101,6 +101,17 @@ def _array(ctype: str, name: str, values) -> tuple[str, int]:
     return f"static const {ctype} {name}[{len(values)}] = {{\n{_rows(items, PER_LINE[ctype])}\n}};\n", size
 
 
+def _arrays(name: str, arrays) -> tuple[str, int]:
+    """`_array` of each (ctype, field, values), named `<name>_<field>`:
+    their text and total bytes."""
+    parts, total = [], 0
+    for ctype, field, values in arrays:
+        text, size = _array(ctype, f"{name}_{field}", values)
+        parts.append(text)
+        total += size
+    return "".join(parts), total
+
+
 def _struct(ctype: str, name: str, fields: list[tuple[str, object]]) -> str:
     body = "".join(f"    .{key} = {value},\n" for key, value in fields)
     return f"static const {ctype} {name} = {{\n{body}}};\n"
@@ -116,15 +127,11 @@ def _conv(layer: Conv, name: str) -> tuple[str, int]:
     fh, fw = layer.filter_hw
     # Depthwise: [1, H, W, O] -> [O, H, W], each channel's taps consecutive.
     weights = layer.filter[0].transpose(2, 0, 1) if layer.op == "DEPTHWISE_CONV_2D" else layer.filter
-    parts, total = [], 0
     arrays = [("int8_t", "filter", weights.reshape(-1)), ("int32_t", "offset_bias", layer.offset_bias),
               ("int32_t", "multiplier", layer.multiplier), ("int32_t", "shift", layer.shift)]
     if layer.bias is not None:
         arrays.insert(1, ("int32_t", "bias", layer.bias))
-    for ctype, field, values in arrays:
-        text, size = _array(ctype, f"{name}_{field}", values)
-        parts.append(text)
-        total += size
+    text, total = _arrays(name, arrays)
     fields = [("input_height", in_h), ("input_width", in_w), ("input_depth", in_c),
               ("output_height", out_h), ("output_width", out_w), ("output_depth", out_c),
               ("filter_height", fh), ("filter_width", fw),
@@ -138,19 +145,14 @@ def _conv(layer: Conv, name: str) -> tuple[str, int]:
               ("offset_bias", f"{name}_offset_bias"),
               ("multiplier", f"{name}_multiplier"), ("shift", f"{name}_shift"),
               ("scratch", SCRATCH if _gathers_windows(layer) else "NULL")]
-    parts.append(_struct("keyspot_conv_params", name, fields))
-    return "".join(parts), total
+    return text + _struct("keyspot_conv_params", name, fields), total
 
 
 def _fully_connected(layer: FullyConnected, name: str) -> tuple[str, int]:
-    parts, total = [], 0
     arrays = [("int8_t", "filter", layer.filter.reshape(-1)), ("double", "scale", layer.scale)]
     if layer.bias is not None:
         arrays.insert(1, ("int32_t", "bias", layer.bias))
-    for ctype, field, values in arrays:
-        text, size = _array(ctype, f"{name}_{field}", values)
-        parts.append(text)
-        total += size
+    text, total = _arrays(name, arrays)
     out_c, depth = layer.filter.shape
     fields = [("batches", layer.batches), ("accum_depth", depth), ("output_depth", out_c),
               ("input_offset", -layer.input.zero_point), ("filter_offset", layer.filter_offset),
@@ -158,8 +160,7 @@ def _fully_connected(layer: FullyConnected, name: str) -> tuple[str, int]:
               ("activation_min", layer.activation_range[0]), ("activation_max", layer.activation_range[1]),
               ("filter", f"{name}_filter"), ("bias", f"{name}_bias" if layer.bias is not None else "NULL"),
               ("scale", f"{name}_scale")]
-    parts.append(_struct("keyspot_fully_connected_params", name, fields))
-    return "".join(parts), total
+    return text + _struct("keyspot_fully_connected_params", name, fields), total
 
 
 def _pool(layer: Pool, name: str) -> tuple[str, int]:
