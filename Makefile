@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup params run test firmware-test lint lock clean
+.PHONY: help setup params run test firmware firmware-test lint lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ run: setup ## run the whole pipeline on the default dataset (dvc repro)
 test: setup ## lint, then run the test suite
 	ruff check keyspot stages tests
 	python -m pytest $(PYTEST_ARGS)
+
+firmware: setup ## build the PSoC 6 app without ModusToolbox: firmware/psoc6/build/keyspot-psoc6.elf, .hex, size.json
+	$(MAKE) -C firmware/psoc6 -f gcc.mk
 
 firmware-test: setup ## build firmware/core on the host and under QEMU (Cortex-M4) and check it
 	python -m pytest tests/test_c_export.py tests/test_firmware_core.py tests/test_c_engine.py

@@ -10,6 +10,13 @@
 
 #include "feature_config.h"
 
+/* The kit's PDM microphone: data on P10_5, clock on P10_4 (kit guide). BSPs
+   before v4 have no names for them. */
+#ifndef CYBSP_PDM_DATA
+#define CYBSP_PDM_DATA P10_5
+#define CYBSP_PDM_CLK P10_4
+#endif
+
 #define AUDIO_CLOCK_HZ 24576000u          /* a multiple of 16 kHz * decimation */
 #define DECIMATION_RATE 64u
 #define BLOCK_SAMPLES 320u                /* 20 ms */
