@@ -15,6 +15,7 @@ from pathlib import Path
 from ruamel.yaml import YAML, YAMLError
 
 PARAMS_FILE = Path("params.yaml")
+RECOGNIZER_MAX_RESULTS = 64   # KEYSPOT_RECOGNIZER_MAX_RESULTS in firmware/core/recognizer.h
 
 
 class ParamsError(ValueError):
@@ -179,9 +180,20 @@ class Quantize:
 
 
 @dataclasses.dataclass(frozen=True)
+class Recognizer:
+    """The device's decision over a stream of scores (firmware/core/recognizer.h),
+    written into the generated folder by c-export."""
+    average_window_ms: int       # scores of this long are averaged per label
+    detection_threshold: int     # of 255; the averaged top score must exceed it
+    suppression_ms: int          # no second detection this soon after one
+    minimum_count: int           # results needed inside the window
+
+
+@dataclasses.dataclass(frozen=True)
 class Export:
     out_dir: str
     engine: str
+    recognizer: Recognizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -412,6 +424,19 @@ def _check(params: Params) -> None:
     low, high = params.train.augment.speed_range
     if not 0.5 <= low <= high <= 2.0:
         raise ParamsError("train.augment.speed_range: [low, high] with 0.5 <= low <= high <= 2 ([1, 1] is off)")
+    _check_recognizer(params.export.recognizer)
+
+
+def _check_recognizer(r: Recognizer) -> None:
+    if r.average_window_ms < 1:
+        raise ParamsError("export.recognizer.average_window_ms: must be at least 1")
+    if not 0 <= r.detection_threshold <= 255:
+        raise ParamsError("export.recognizer.detection_threshold: between 0 and 255 (scores are of 255)")
+    if r.suppression_ms < 0:
+        raise ParamsError("export.recognizer.suppression_ms: must not be negative")
+    # firmware/core/recognizer.h keeps at most KEYSPOT_RECOGNIZER_MAX_RESULTS (64) results.
+    if not 1 <= r.minimum_count <= RECOGNIZER_MAX_RESULTS:
+        raise ParamsError(f"export.recognizer.minimum_count: between 1 and {RECOGNIZER_MAX_RESULTS}")
 
 
 def from_dict(data: dict) -> Params:

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = keyspot.params.load()
         files = export(args.model, args.spec, args.report, params.export.out_dir,
-                       engine=params.export.engine)
+                       engine=params.export.engine, recognizer=params.export.recognizer)
     except keyspot.params.ParamsError as err:
         print(f"c-export: {err}", file=sys.stderr)
         return 2

@@ -12,7 +12,7 @@ keyspot_recognizer_params keyspot_recognizer_default_params(void)
     p.detection_threshold = 200;
     p.suppression_ms = 1500;
     p.minimum_count = 3;
-    p.ignore_mask = (1u << 0) | (1u << 1);
+    p.ignore_mask = 0;
     return p;
 }
 
@@ -75,7 +75,7 @@ int keyspot_recognizer_process(keyspot_recognizer *r, const uint8_t *scores, int
     out->label = best;
     out->score = (int)(best_sum / r->count);
 
-    int ignored = (r->params.ignore_mask >> best) & 1u;
+    int ignored = (int)((r->params.ignore_mask >> best) & 1u);
     int suppressed = r->has_detection && time_ms - r->last_detection_ms <= r->params.suppression_ms;
     if (!ignored && !suppressed && out->score > r->params.detection_threshold) {
         out->found = 1;

@@ -4,9 +4,11 @@
  *
  * Scores of the last average_window_ms are averaged per label; once at least
  * minimum_count results are in the window, the top averaged label is detected
- * when its score exceeds detection_threshold, it is not ignored (_silence_ and
- * _unknown_, labels 0 and 1 by keyspot convention), and no detection happened
- * in the last suppression_ms. Unlike micro_speech, suppression holds for every
+ * when its score exceeds detection_threshold, it is not ignored, and no
+ * detection happened in the last suppression_ms. Which labels are ignored
+ * (_silence_ and _unknown_) is found by name: c-export writes the mask and the
+ * other parameters into the generated recognizer_config.h
+ * (keyspot_recognizer_config()); nothing here assumes a label's position. Unlike micro_speech, suppression holds for every
  * label, not only a repeat of the same one: one spoken word, one detection.
  *
  * Scores are 0..255 (uint8), or int8 model outputs shifted by +128, which for
@@ -22,7 +24,7 @@ extern "C" {
 #endif
 
 #ifndef KEYSPOT_RECOGNIZER_MAX_LABELS
-#define KEYSPOT_RECOGNIZER_MAX_LABELS 32   /* ignore_mask has one bit per label */
+#define KEYSPOT_RECOGNIZER_MAX_LABELS 64   /* ignore_mask has one bit per label */
 #endif
 #ifndef KEYSPOT_RECOGNIZER_MAX_RESULTS
 #define KEYSPOT_RECOGNIZER_MAX_RESULTS 64  /* results kept inside one window */
@@ -33,7 +35,7 @@ typedef struct {
     int32_t detection_threshold;  /* of 255; default 200 */
     int32_t suppression_ms;       /* default 1500 */
     int32_t minimum_count;        /* results needed in the window; default 3 */
-    uint32_t ignore_mask;         /* bit i set: label i is never detected; default labels 0 and 1 */
+    uint64_t ignore_mask;         /* bit i set: label i is never detected; default none */
 } keyspot_recognizer_params;
 
 typedef struct {
@@ -58,7 +60,7 @@ typedef struct {
 #define KEYSPOT_RECOGNIZER_BAD_ARGUMENT (-1)
 #define KEYSPOT_RECOGNIZER_TIME_BACKWARDS (-2)
 
-/* micro_speech's defaults. */
+/* micro_speech's averaging, threshold, suppression and count; no label ignored. */
 keyspot_recognizer_params keyspot_recognizer_default_params(void);
 
 /* Set up for num_labels (1..KEYSPOT_RECOGNIZER_MAX_LABELS) labels. */

@@ -64,10 +64,10 @@ LDFLAGS_ALL := $(CPU) --specs=nano.specs -Wl,--gc-sections -T $(LINKER_SCRIPT) \
 all: $(BUILD)/$(APPNAME).hex $(BUILD)/size.json
 
 getlibs:
-	./getlibs.sh
+	MTB_SHARED=$(MTB_SHARED) ./getlibs.sh
 
 $(BUILD)/libs.stamp: $(DEPS) getlibs.sh
-	./getlibs.sh
+	MTB_SHARED=$(MTB_SHARED) ./getlibs.sh
 	@mkdir -p $(BUILD) && touch $@
 
 # What to compile from the libraries, listed once the libraries are there.
@@ -109,6 +109,57 @@ $(BUILD)/$(APPNAME).hex: $(BUILD)/$(APPNAME).elf
 
 $(BUILD)/size.json: $(BUILD)/$(APPNAME).elf size_report.py
 	$(PYTHON) size_report.py $(BUILD)/$(APPNAME).elf $(BUILD)/$(APPNAME).map --out $@
+
+################################################################################
+# The same model runner on QEMU's mps2-an386 (Cortex-M4F), with the same
+# TFLite Micro library and generated folder, on the clips in
+# $(CLIPS)/test_clips.c (tests/test_psoc6_firmware.py and
+# keyspot.export.engine_report write them):
+#
+#   make -f gcc.mk qemu CLIPS=dir [GENERATED=dir]   build/qemu/keyspot-qemu.elf
+#   make -f gcc.mk run-qemu CLIPS=dir               build and run it
+#
+# GENERATED (default source/generated) may be any folder c-export wrote, for
+# either engine. One set of flags (QEMU_CFLAGS) for everything compiled here,
+# so that the two engines are measured alike.
+################################################################################
+
+CLIPS ?= $(BUILD)/clips
+GENERATED ?= source/generated
+QEMU_BUILD := $(BUILD)/qemu$(if $(filter-out source/generated,$(GENERATED)),-$(notdir $(GENERATED)))
+QEMU_CFLAGS ?= -O2
+QEMU_FLAGS_ALL := $(CPU) $(QEMU_CFLAGS) -ffunction-sections -fdata-sections -ffp-contract=off \
+	$(addprefix -D,$(DEFINES) KEYSPOT_PRINT_SCORES) \
+	-I$(GENERATED) -Isource -I../core -I../core/qemu -I$(CLIPS) \
+	$(addprefix -I,$(foreach d,$(LIB_INCLUDES),$(if $(findstring /ml-tflite-micro/,$(d)),$(d))))
+QEMU_C := qemu/main.c ../core/qemu/startup.c ../core/qemu/clip_report.c source/model_runner_c.c \
+	../core/fft.c ../core/frontend.c $(filter ../core/engine/%,$(SOURCES)) \
+	$(wildcard $(GENERATED)/*.c) $(CLIPS)/test_clips.c
+QEMU_CXX := source/model_runner.cpp
+QEMU_OBJECTS := $(foreach f,$(QEMU_C) $(QEMU_CXX),$(QEMU_BUILD)/obj$(abspath $(f)).o)
+QEMU_TIMEOUT ?= 300
+
+define qemu_rule
+$(QEMU_BUILD)/obj$(abspath $(1)).o: $(1) $(BUILD)/libs.mk $(wildcard $(GENERATED)/*.h) $(CLIPS)/test_clips.h
+	@mkdir -p $$(@D)
+	@$(if $(Q),echo "Compiling $$(notdir $$<) for QEMU")
+	$(Q)$(2) $$(QEMU_FLAGS_ALL) -c $$< -o $$@
+endef
+$(foreach f,$(QEMU_C),$(eval $(call qemu_rule,$(f),$$(CC) -std=gnu11)))
+$(foreach f,$(QEMU_CXX),$(eval $(call qemu_rule,$(f),$$(CXX) -std=gnu++17 -fno-rtti -fno-exceptions \
+	-fno-threadsafe-statics)))
+
+.PHONY: qemu run-qemu
+qemu: $(QEMU_BUILD)/keyspot-qemu.elf
+$(QEMU_BUILD)/keyspot-qemu.elf: $(QEMU_OBJECTS) ../core/qemu/mps2_an386.ld
+	@echo "Linking $@"
+	$(Q)$(CXX) $(CPU) --specs=rdimon.specs -nostartfiles -T ../core/qemu/mps2_an386.ld -Wl,--gc-sections \
+		-Wl,--no-warn-rwx-segments $(QEMU_OBJECTS) \
+		$(filter %libtensorflow-microlite.a,$(LIB_LIBS)) -lstdc++ -lm -lc -lrdimon -o $@
+
+run-qemu: $(QEMU_BUILD)/keyspot-qemu.elf
+	timeout $(QEMU_TIMEOUT) qemu-system-arm -M mps2-an386 -nographic -monitor none \
+		-semihosting-config enable=on,target=native $(QEMU_RUN_FLAGS) -kernel $<
 
 clean:
 	rm -rf $(BUILD)

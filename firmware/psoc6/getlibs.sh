@@ -35,7 +35,7 @@ for mtb in "$here"/deps/*.mtb; do
         continue
     fi
     dest=$shared/$name/$tag
-    if [ -d "$dest/.git" ] && [ "$(git -C "$dest" describe --tags --exact-match 2>/dev/null)" = "$tag" ]; then
+    if [ -d "$dest/.git" ] && git -C "$dest" tag --points-at HEAD 2>/dev/null | grep -qxF "$tag"; then
         continue
     fi
     echo "getlibs: $name $tag"

@@ -20,10 +20,17 @@ from keyspot import artifacts
 from keyspot.export import c_engine, frontend_tables
 from keyspot.export.tflite_model import ModelFileError, ModelInfo, inspect, resolver_method
 from keyspot.features import FeatureSpec
+from keyspot.params import Recognizer
 
 BYTES_PER_LINE = 12  # as `xxd -i`
 FLOATS_PER_LINE = 4
 SOURCES = ("model_data.c", "labels.c", "feature_config.c", "frontend_tables.c")
+# firmware/core/recognizer.h: KEYSPOT_RECOGNIZER_MAX_LABELS, one bit per label in a uint64_t.
+RECOGNIZER_MAX_LABELS = 64
+# The labels the recognizer never reports, by name (keyspot.data: SILENCE, UNKNOWN).
+SILENCE, UNKNOWN = "_silence_", "_unknown_"
+DEFAULT_RECOGNIZER = Recognizer(average_window_ms=1000, detection_threshold=200, suppression_ms=1500,
+                                minimum_count=3)
 
 
 class ExportError(ValueError):
@@ -178,21 +185,64 @@ def feature_config_c(comment: str, spec: FeatureSpec) -> str:
             f"{array('g_feature_mean', spec.mean)}\n{array('g_feature_std', spec.std)}")
 
 
+# Kernel variants for int8 activations and weights only. Built with CMSIS_NN
+# (as ml-tflite-micro's library is, and the firmware's app.mk defines) they
+# are CMSIS-NN's kernels without the float and int16 paths the general
+# registrations link in; without CMSIS_NN, TFLite Micro's headers map them
+# back to the general kernels.
+INT8_KERNELS = {op: f"Register_{op}_INT8" for op in (
+    "ADD", "AVERAGE_POOL_2D", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "SOFTMAX")}
+
+
 def op_resolver_h(comment: str, ops: tuple[str, ...]) -> str:
-    calls = "".join(f"  if (resolver.{resolver_method(op)}() != kTfLiteOk) return kTfLiteError;"
-                    f"  /* {op} */\n" for op in ops)
+    def call(op):
+        kernel = f"tflite::{INT8_KERNELS[op]}()" if op in INT8_KERNELS else ""
+        return f"  if (resolver.{resolver_method(op)}({kernel}) != kTfLiteOk) return kTfLiteError;  /* {op} */\n"
+
+    calls = "".join(call(op) for op in ops)
     return _header_file(comment, "op_resolver.h", (
         f"/* The builtin operators the model uses: {', '.join(ops)}. */\n"
         f"#define KEYSPOT_OP_COUNT {len(ops)}\n\n"
         "#ifdef __cplusplus\n"
         '#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"\n\n'
         "typedef tflite::MicroMutableOpResolver<KEYSPOT_OP_COUNT> KeyspotOpResolver;\n\n"
-        "/* Register exactly the operators the model needs. */\n"
+        "/* Register exactly the operators the model needs; int8-only kernels where\n"
+        "   TFLite Micro has them (CMSIS-NN's, with CMSIS_NN defined). */\n"
         "inline TfLiteStatus keyspot_register_ops(KeyspotOpResolver &resolver) {\n"
         f"{calls}"
         "  return kTfLiteOk;\n"
         "}\n"
         "#endif  /* __cplusplus */\n"), c_linkage=False)
+
+
+def recognizer_config_h(comment: str, labels: tuple[str, ...], recognizer: Recognizer) -> str:
+    """Where _silence_ and _unknown_ are, found by name, the recognizer's
+    ignore mask from them, and its parameters (export.recognizer)."""
+    silence = labels.index(SILENCE) if SILENCE in labels else -1
+    unknown = labels.index(UNKNOWN) if UNKNOWN in labels else -1
+    ignored = [i for i in (silence, unknown) if i >= 0]
+    mask = sum(1 << i for i in ignored)
+    named = ", ".join(f"{labels[i]} ({i})" for i in ignored) or "none"
+    values = [("AVERAGE_WINDOW_MS", recognizer.average_window_ms),
+              ("DETECTION_THRESHOLD", recognizer.detection_threshold),
+              ("SUPPRESSION_MS", recognizer.suppression_ms),
+              ("MINIMUM_COUNT", recognizer.minimum_count)]
+    defines = "".join(f"#define KEYSPOT_RECOGNIZER_{name} {value}\n" for name, value in values)
+    fields = "".join(f"    p.{name.lower()} = KEYSPOT_RECOGNIZER_{name};\n" for name, _ in values)
+    return _header_file(comment, "recognizer_config.h", (
+        "/* Outputs found by name in the labels; -1: the dataset has no such class. */\n"
+        f"#define KEYSPOT_SILENCE_INDEX {silence}\n"
+        f"#define KEYSPOT_UNKNOWN_INDEX {unknown}\n\n"
+        f"/* Labels the recognizer never reports: {named}. */\n"
+        f"#define KEYSPOT_RECOGNIZER_IGNORE_MASK 0x{mask:x}ull\n\n"
+        "/* export.recognizer in params.yaml. */\n"
+        f"{defines}\n"
+        "/* The recognizer as configured, for keyspot_recognizer_init(). */\n"
+        "static inline keyspot_recognizer_params keyspot_recognizer_config(void)\n{\n"
+        "    keyspot_recognizer_params p;\n"
+        f"{fields}"
+        "    p.ignore_mask = KEYSPOT_RECOGNIZER_IGNORE_MASK;\n"
+        "    return p;\n}\n"), includes=("recognizer.h",))
 
 
 # ---------------------------------------------------------------- checks
@@ -221,6 +271,9 @@ def _check(info: ModelInfo, spec: FeatureSpec, report: dict, names: dict[str, st
     if info.output.elements != len(spec.labels):
         raise ExportError(f"{model_name}: {info.output.elements} outputs but {spec_name} has "
                           f"{len(spec.labels)} labels; {rerun}")
+    if len(spec.labels) > RECOGNIZER_MAX_LABELS:
+        raise ExportError(f"{spec_name}: {len(spec.labels)} labels, but the firmware's recognizer "
+                          f"supports at most {RECOGNIZER_MAX_LABELS} (KEYSPOT_RECOGNIZER_MAX_LABELS)")
     if len(spec.mean) != spec.num_coefficients or len(spec.std) != spec.num_coefficients:
         raise ExportError(f"{spec_name}: mean/std must have {spec.num_coefficients} values, have "
                           f"{len(spec.mean)}/{len(spec.std)}; rerun `dvc repro features`")
@@ -240,11 +293,13 @@ def _check(info: ModelInfo, spec: FeatureSpec, report: dict, names: dict[str, st
 # ---------------------------------------------------------------- entry points
 
 def generate(model: bytes, spec: FeatureSpec, report: dict, comment: str,
-             names: dict[str, str] | None = None, engine: str = "tflm") -> dict[str, str]:
+             names: dict[str, str] | None = None, engine: str = "tflm",
+             recognizer: Recognizer = DEFAULT_RECOGNIZER) -> dict[str, str]:
     """File name -> text of every generated file. `names` (model, spec, report)
     are the input paths used in error messages. `engine` (export.engine) is
     "tflm" (the flatbuffer and an op resolver for TFLite Micro) or "c" (the
-    model as C for keyspot's engine, c_engine.py)."""
+    model as C for keyspot's engine, c_engine.py); `recognizer` is
+    export.recognizer."""
     names = {"model": "model", "spec": "spec", "report": "report", **(names or {})}
     try:
         info = inspect(model)
@@ -255,25 +310,24 @@ def generate(model: bytes, spec: FeatureSpec, report: dict, comment: str,
         tables = frontend_tables.generate(spec, comment, names["spec"])
     except frontend_tables.FrontendTableError as err:
         raise ExportError(str(err)) from None
+    common = {
+        "labels.h": labels_h(comment),
+        "labels.c": labels_c(comment, spec.labels),
+        "feature_config.h": feature_config_h(comment, spec),
+        "feature_config.c": feature_config_c(comment, spec),
+        "recognizer_config.h": recognizer_config_h(comment, spec.labels, recognizer),
+        **tables,
+    }
     if engine == "c":
-        return {**_c_engine_files(model, comment, names["model"], info, spec, arena),
-                "labels.h": labels_h(comment),
-                "labels.c": labels_c(comment, spec.labels),
-                "feature_config.h": feature_config_h(comment, spec),
-                "feature_config.c": feature_config_c(comment, spec),
-                **tables}
+        return {**_c_engine_files(model, comment, names["model"], info, spec, arena), **common}
     if engine != "tflm":
         raise ExportError(f"export.engine: {engine!r} is neither 'tflm' nor 'c'")
     return {
         "model_data.h": model_data_h(comment),
         "model_data.c": model_data_c(comment, model),
         "model_settings.h": model_settings_h(comment, info, len(spec.labels), arena),
-        "labels.h": labels_h(comment),
-        "labels.c": labels_c(comment, spec.labels),
-        "feature_config.h": feature_config_h(comment, spec),
-        "feature_config.c": feature_config_c(comment, spec),
         "op_resolver.h": op_resolver_h(comment, info.ops),
-        **tables,
+        **common,
     }
 
 
@@ -305,7 +359,8 @@ def _read(path: Path) -> bytes:
 
 
 def export(model_path: Path | str, spec_path: Path | str, report_path: Path | str,
-           out_dir: Path | str, engine: str = "tflm") -> dict[str, str]:
+           out_dir: Path | str, engine: str = "tflm",
+           recognizer: Recognizer = DEFAULT_RECOGNIZER) -> dict[str, str]:
     """Generate the C sources from the three inputs into `out_dir`; return them."""
     model_path, spec_path, report_path = Path(model_path), Path(spec_path), Path(report_path)
     model, spec_bytes, report_bytes = _read(model_path), _read(spec_path), _read(report_path)
@@ -318,6 +373,6 @@ def export(model_path: Path | str, spec_path: Path | str, report_path: Path | st
         raise ExportError(f"{report_path}: expected a JSON object; rerun `dvc repro quantize`")
     comment = header_comment({model_path.as_posix(): model, spec_path.as_posix(): spec_bytes})
     names = {"model": str(model_path), "spec": str(spec_path), "report": str(report_path)}
-    files = generate(model, spec, report, comment, names, engine)
+    files = generate(model, spec, report, comment, names, engine, recognizer)
     write_folder(files, Path(out_dir))
     return files

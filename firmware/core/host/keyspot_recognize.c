@@ -5,13 +5,18 @@
  *
  * Reads lines "TIME_MS S0 S1 ... S(NUM_LABELS-1)" of int8 scores from stdin
  * and prints "TIME_MS LABEL SCORE" for each new detection. Parameters left
- * out keep micro_speech's defaults.
+ * out come from the generated folder's recognizer_config.h when the program
+ * is built against one (make GENERATED=...), else micro_speech's defaults
+ * with no label ignored.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "recognizer.h"
+#ifdef KEYSPOT_HAVE_RECOGNIZER_CONFIG
+#include "recognizer_config.h"
+#endif
 
 int main(int argc, char **argv)
 {
@@ -21,13 +26,17 @@ int main(int argc, char **argv)
         return 2;
     }
     int num_labels = atoi(argv[1]);
+#ifdef KEYSPOT_HAVE_RECOGNIZER_CONFIG
+    keyspot_recognizer_params params = keyspot_recognizer_config();
+#else
     keyspot_recognizer_params params = keyspot_recognizer_default_params();
+#endif
     if (argc == 7) {
         params.average_window_ms = (int32_t)atol(argv[2]);
         params.detection_threshold = (int32_t)atol(argv[3]);
         params.suppression_ms = (int32_t)atol(argv[4]);
         params.minimum_count = (int32_t)atol(argv[5]);
-        params.ignore_mask = (uint32_t)strtoul(argv[6], NULL, 0);
+        params.ignore_mask = (uint64_t)strtoull(argv[6], NULL, 0);
     }
     static keyspot_recognizer recognizer;
     if (keyspot_recognizer_init(&recognizer, &params, num_labels) != KEYSPOT_RECOGNIZER_OK) {

@@ -5,7 +5,7 @@
 
 #include "model_settings.h"
 
-#ifdef KEYSPOT_ENGINE_C
+#if defined(KEYSPOT_ENGINE_C) || defined(KEYSPOT_PRINT_SCORES)
 #include "labels.h"
 #endif
 
@@ -18,7 +18,7 @@ void keyspot_print_bytes(int clip, const char *kind, const int8_t *data, int n)
     printf("\n");
 }
 
-#ifdef KEYSPOT_ENGINE_C
+#if defined(KEYSPOT_ENGINE_C) || defined(KEYSPOT_PRINT_SCORES)
 void keyspot_print_scores(int clip, const int8_t *scores)
 {
     int best = 0;

@@ -18,6 +18,10 @@ extern int main(void);
 void _init(void) {}
 void _fini(void) {}
 
+/* C++ statics register their destructors against it (__cxa_atexit); crtbegin.o
+   would define it, -nostartfiles leaves it out. The C images do not use it. */
+void *__dso_handle = &__dso_handle;
+
 #define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
 
 void Reset_Handler(void)
