@@ -5,9 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # espeak-ng, flite: synthetic speech; sox: audio checks; gcc, make: host C
-# builds; the arm-none-eabi toolchain and qemu-system-arm: the Cortex-M4 build
-# and its emulated run; chromium, chromium-driver: the web page's browser test.
-DEB_PACKAGES="espeak-ng flite sox gcc make gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm chromium chromium-driver"
+# builds; the arm-none-eabi toolchain (with C++ for TensorFlow Lite Micro) and
+# qemu-system-arm: the Cortex-M4 builds and their emulated runs; git: the
+# PSoC 6 libraries (firmware/psoc6/getlibs.sh); chromium, chromium-driver:
+# the web page's browser test.
+DEB_PACKAGES="espeak-ng flite sox gcc make git gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm chromium chromium-driver"
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 

@@ -555,7 +555,7 @@ def test_instruction_count_from_the_qemu_lines():
 
 
 @needs_qemu
-def test_engine_report_measures_a_registered_model(tmp_path, capsys):
+def test_engine_report_measures_a_registered_model(psoc6_libs, tmp_path, capsys):
     from keyspot.export import engine_report
 
     name = "tiny_conv" if "tiny_conv" in REGISTERED else REGISTERED[0]
@@ -564,9 +564,13 @@ def test_engine_report_measures_a_registered_model(tmp_path, capsys):
     (row,) = json.loads((tmp_path / "report.json").read_text())
     print(f"\n{table}")
     assert row["model"] == name and f"| {name}" in table
-    model, _, _ = engine_report.int8_model(REPO, name, tmp_path)
+    model, _, _, macs = engine_report.int8_model(REPO, name, tmp_path)
     # The linked .bss is the plan, each buffer rounded up to a word.
     assert 0 <= row["engine_ram_bytes"] - plan(read(model)).ram_bytes < 12
     assert row["tflm_model_bytes"] == len(model)
     assert row["engine_flash_bytes"] > row["engine_constant_bytes"] > 0
     assert 0 < row["tflm_arena_bytes"] and row["instructions"] > 100_000
+    # TFLite Micro with CMSIS-NN on the same target: counted, and within the arena c-export writes.
+    assert row["tflm_instructions"] > 10_000 and row["macs"] == macs > 0
+    assert 0 < row["tflm_arena_used_target"] <= row["tflm_arena_bytes"]
+    assert f"{row['tflm_instructions']:,}" in table

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from keyspot.export import ExportError, export, generate
-from keyspot.export.c_model import SOURCES, header_comment
+from keyspot.export.c_model import INT8_KERNELS, SOURCES, header_comment
 from keyspot.export.tflite_model import inspect, resolver_method
 from keyspot.features import FeatureSpec
 
@@ -121,7 +121,7 @@ def test_every_file_carries_header_with_input_hashes(workdir):
     out = _export(workdir)
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(["model_data.h", "model_data.c", "model_settings.h", "labels.h", "labels.c",
-                            "feature_config.h", "feature_config.c", "op_resolver.h",
+                            "feature_config.h", "feature_config.c", "op_resolver.h", "recognizer_config.h",
                             "frontend_tables.h", "frontend_tables.c"])
     for path in out.iterdir():
         head = "\n".join(path.read_text().splitlines()[:6])
@@ -228,8 +228,11 @@ def test_cortex_m4_cross_compile_keeps_model_aligned(workdir):
 def test_op_resolver_registers_exactly_the_models_ops(workdir, tflite_model):
     _, _, ops = _interpreter_details(tflite_model)
     text = (_export(workdir) / "op_resolver.h").read_text()
-    calls = re.findall(r"resolver\.(Add\w+)\(\)", text)
+    calls = re.findall(r"resolver\.(Add\w+)\(", text)
     assert sorted(calls) == sorted(resolver_method(op) for op in ops)
+    # CMSIS-NN's int8-only kernels where TFLite Micro has them.
+    assert "resolver.AddConv2D(tflite::Register_CONV_2D_INT8())" in text
+    assert "resolver.AddMaxPool2D(tflite::Register_MAX_POOL_2D_INT8())" in text
     assert {"AddConv2D", "AddMaxPool2D", "AddFullyConnected", "AddSoftmax"} <= set(calls)
     assert f"#define KEYSPOT_OP_COUNT {len(ops)}\n" in text
     assert set(inspect(tflite_model).ops) == ops
@@ -238,7 +241,9 @@ def test_op_resolver_registers_exactly_the_models_ops(workdir, tflite_model):
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs host g++")
 def test_op_resolver_compiles_against_tflm_method_names(workdir):
     """Build op_resolver.h against a stand-in for TFLM's MicroMutableOpResolver
-    whose Add* methods carry TFLM's real names; an unknown name fails to compile."""
+    whose Add* methods carry TFLM's real names and take a kernel registration,
+    as TFLM's do; an unknown name fails to compile. (tests/test_psoc6_firmware.py
+    builds it against TFLM itself.)"""
     out = _export(workdir)
     stub = workdir / "stub/tensorflow/lite/micro/micro_mutable_op_resolver.h"
     stub.parent.mkdir(parents=True)
@@ -246,11 +251,14 @@ def test_op_resolver_compiles_against_tflm_method_names(workdir):
                "Softmax", "Reshape", "Quantize", "Dequantize", "Relu", "Relu6", "Add", "Mul", "Mean",
                "Pad", "Concatenation", "StridedSlice", "Shape", "Pack", "Logistic", "Tanh"]
     stub.write_text("#pragma once\n#include <cstdio>\ntypedef enum { kTfLiteOk, kTfLiteError } TfLiteStatus;\n"
-                    "namespace tflite { template <unsigned N> struct MicroMutableOpResolver {\n"
+                    "namespace tflite { struct TFLMRegistration {};\n"
+                    + "".join(f"inline TFLMRegistration {f}() {{ return {{}}; }}\n" for f in INT8_KERNELS.values())
+                    + "template <unsigned N> struct MicroMutableOpResolver {\n"
                     "  unsigned n = 0;\n"
                     "  TfLiteStatus Reg(const char *m) { if (n == N) return kTfLiteError; ++n;"
                     " std::printf(\"%s\\n\", m); return kTfLiteOk; }\n"
-                    + "".join(f"  TfLiteStatus Add{m}() {{ return Reg(\"Add{m}\"); }}\n" for m in methods)
+                    + "".join(f"  TfLiteStatus Add{m}(const TFLMRegistration & = {{}}) {{ return Reg(\"Add{m}\"); }}\n"
+                              for m in methods)
                     + "}; }\n")
     main = workdir / "resolver_main.cc"
     main.write_text('#include "op_resolver.h"\nint main() { KeyspotOpResolver r;\n'
@@ -258,7 +266,7 @@ def test_op_resolver_compiles_against_tflm_method_names(workdir):
     exe = workdir / "resolver_check"
     _run(["g++", "-std=c++17", "-Wall", "-Werror", f"-I{out}", f"-I{stub.parents[3]}", main, "-o", exe])
     printed = _run([exe]).stdout.decode().split()
-    assert printed == re.findall(r"resolver\.(Add\w+)\(\)", (out / "op_resolver.h").read_text())
+    assert printed == re.findall(r"resolver\.(Add\w+)\(", (out / "op_resolver.h").read_text())
 
 
 def test_resolver_method_names():

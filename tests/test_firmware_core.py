@@ -152,12 +152,14 @@ def _predict(model: bytes, x_int8: np.ndarray) -> np.ndarray:
     return np.stack(outputs)
 
 
-def _export_inputs(root: Path, model: bytes, spec: FeatureSpec, report: dict) -> Path:
-    """The three c-export inputs under `root`; export them to root/generated."""
+def _export_inputs(root: Path, model: bytes, spec: FeatureSpec, report: dict, recognizer=None) -> Path:
+    """The three c-export inputs under `root`; export them to root/generated
+    (with `recognizer` as export.recognizer, if given)."""
     (root / "model_int8.tflite").write_bytes(model)
     spec.save(root / "spec.json")
     (root / "quantize.json").write_text(json.dumps(report))
-    export(root / "model_int8.tflite", root / "spec.json", root / "quantize.json", root / "generated")
+    export(root / "model_int8.tflite", root / "spec.json", root / "quantize.json", root / "generated",
+           **({"recognizer": recognizer} if recognizer else {}))
     return root / "generated"
 
 
@@ -445,6 +447,10 @@ def test_cortex_m4_under_qemu_computes_the_host_features(fx, tmp_path):
 
 # ---------------------------------------------------------------- recognizer
 
+# micro_speech's parameters, with the mask c-export writes for LABELS (_silence_ and _unknown_).
+LABELS_RECOGNIZER = ["1000", "200", "1500", "3", "0x3"]
+
+
 @pytest.fixture(scope="module")
 def recognize(tmp_path_factory):
     if shutil.which("gcc") is None or shutil.which("make") is None:
@@ -453,9 +459,11 @@ def recognize(tmp_path_factory):
     # The recognizer needs no generated folder; any existing path will do.
     _run(["make", "-s", "-C", CORE, f"BUILD={build}", f"{build}/keyspot_recognize"])
 
-    def run(results, num_labels=NUM_LABELS, params=None, check=True):
+    def run(results, num_labels=NUM_LABELS, params=LABELS_RECOGNIZER, check=True):
+        """params: window_ms threshold suppression_ms minimum_count ignore_mask; [] for the
+        program's own defaults."""
         text = "".join(f"{t} " + " ".join(str(int(s)) for s in scores) + "\n" for t, scores in results)
-        args = [build / "keyspot_recognize", num_labels, *(params or [])]
+        args = [build / "keyspot_recognize", num_labels, *params]
         proc = subprocess.run([str(a) for a in args], input=text.encode(), capture_output=True)
         if check:
             assert proc.returncode == 0, proc.stderr.decode()
@@ -520,7 +528,9 @@ def test_recognizer_needs_minimum_count_in_window(recognize):
     assert recognize(sparse, params=["1000", "200", "1500", "2", "3"])[0][1] == 2
 
 
-def test_recognizer_ignores_silence_and_unknown_unless_configured(recognize):
+def test_recognizer_ignores_exactly_the_labels_of_its_mask(recognize):
+    # Built without a generated folder, with no parameters: no label is ignored by its position.
+    assert [label for _, label, _ in recognize(_stream([(1500, _scores(0))]), params=[])] == [0]
     assert recognize(_stream([(1500, _scores(0)), (1500, _scores(1))])) == []
     only_unknown_ignored = ["1000", "200", "1500", "3", "0x2"]
     assert [label for _, label, _ in recognize(_stream([(1500, _scores(0))]),
@@ -541,7 +551,7 @@ def test_recognizer_rejects_time_going_backwards(recognize):
 # words (_unknown_). The stream is spoken by an eleventh voice.
 
 KEYWORD_LABELS = ("_silence_", "_unknown_", "yes", "no")
-KEYWORD_WORDS = {"yes": 2, "no": 3, "up": 1, "go": 1, "left": 1, "stop": 1}
+KEYWORD_WORDS = ("yes", "no", "up", "go", "left", "stop")
 TRAIN_VOICES = ("en-us+m1", "en+m3", "en-gb+f2", "en-029+m2", "en-us+f4", "en-gb-scotland+m4",
                 "en+f5", "en-us+m7", "en-gb-x-rp+m2", "en+f1")
 STREAM_VOICE = "en-us+f3"
@@ -564,9 +574,14 @@ def _espeak_word(folder: Path, text: str, voice: str, speed: int, sample_rate: i
 
 
 def _keyword_training_set(folder: Path, spec: FeatureSpec, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Words that are labels are their class, the others _unknown_; noise is
+    _silence_ where the labels have it, else _unknown_."""
     n = spec.clip_samples
-    words = [(label, _espeak_word(folder, word, voice, speed, spec.sample_rate))
-             for word, label in KEYWORD_WORDS.items() for voice in TRAIN_VOICES for speed in (150, 190)]
+    unknown = spec.labels.index("_unknown_")
+    silence = spec.labels.index("_silence_") if "_silence_" in spec.labels else unknown
+    words = [(spec.labels.index(word) if word in spec.labels else unknown,
+              _espeak_word(folder, word, voice, speed, spec.sample_rate))
+             for word in KEYWORD_WORDS for voice in TRAIN_VOICES for speed in (150, 190)]
 
     def noise():
         level = rng.choice([0.0, rng.uniform(1, 300)])
@@ -583,7 +598,7 @@ def _keyword_training_set(folder: Path, spec: FeatureSpec, rng) -> tuple[np.ndar
             y.append(label)
     for _ in range(len(pcm) // 4):
         pcm.append(audio.to_int16(noise()))
-        y.append(0)
+        y.append(silence)
     return np.stack(pcm), np.array(y)
 
 
@@ -619,13 +634,13 @@ class KeywordFixture:
     words: list[tuple[str, int, int]]   # (word, first ms, last ms) in the stream
 
 
-@pytest.fixture(scope="module")
-def keywords(tmp_path_factory) -> KeywordFixture:
+def _keyword_fixture(root: Path, labels: tuple[str, ...], recognizer=None) -> KeywordFixture:
+    """A keyword model for `labels`, exported (with `recognizer` as
+    export.recognizer) and built for the host, and a stream to run it on."""
     if shutil.which("espeak-ng") is None or shutil.which("gcc") is None or shutil.which("make") is None:
         pytest.skip("needs espeak-ng, gcc and make")
-    root = tmp_path_factory.mktemp("keywords")
     rng = np.random.default_rng(0)
-    spec = _base_spec(labels=KEYWORD_LABELS)
+    spec = _base_spec(labels=labels)
     pcm, y = _keyword_training_set(root, spec, rng)
     raw = features.unnormalised(pcm, spec)
     flat = raw.reshape(-1, spec.num_coefficients).astype(np.float64)
@@ -635,8 +650,8 @@ def keywords(tmp_path_factory) -> KeywordFixture:
     k.spec = spec
     k.model = _train_keyword_model(root, spec, features.normalise(raw, spec), y, rng)
     quant = _io_quantization(k.model)
-    k.build = _build_host(_export_inputs(root, k.model, spec, {"tflm_arena_bytes": 16384, **quant}),
-                          root / "build")
+    k.build = _build_host(_export_inputs(root, k.model, spec, {"tflm_arena_bytes": 16384, **quant},
+                                         recognizer), root / "build")
 
     # silence, "yes", 1.5 s silence, "no", 1.5 s silence, "yes", silence; quiet noise throughout.
     sr = spec.sample_rate
@@ -652,6 +667,11 @@ def keywords(tmp_path_factory) -> KeywordFixture:
     noise = np.random.default_rng(1).standard_normal(at) * 30 / 32768
     k.stream = audio.to_int16(np.concatenate(parts) + noise)
     return k
+
+
+@pytest.fixture(scope="module")
+def keywords(tmp_path_factory) -> KeywordFixture:
+    return _keyword_fixture(tmp_path_factory.mktemp("keywords"), KEYWORD_LABELS)
 
 
 def _stream_scores(k: KeywordFixture) -> tuple[np.ndarray, np.ndarray]:
@@ -706,3 +726,76 @@ def test_recognizer_stays_silent_with_the_threshold_above_every_averaged_score(k
     print(f"\nhighest averaged keyword score {highest} of 255")
     assert _recognize_stream(k, times, scores, detection_threshold=highest) == []
     assert len(_recognize_stream(k, times, scores, detection_threshold=highest - 1)) >= 1
+
+
+# ---------------------------------------------------------------- labels by name, not position
+
+def test_recognizer_config_finds_silence_and_unknown_by_name():
+    from keyspot.export.c_model import DEFAULT_RECOGNIZER, recognizer_config_h
+
+    def config(labels):
+        text = recognizer_config_h("", labels, DEFAULT_RECOGNIZER)
+        return {k: v for k, v in re.findall(r"#define KEYSPOT_(\w+) (\S+)", text)}
+
+    assert config(("_silence_", "_unknown_", "yes"))["RECOGNIZER_IGNORE_MASK"] == "0x3ull"
+    folder = config(("_unknown_", "yes", "no"))
+    assert (folder["SILENCE_INDEX"], folder["UNKNOWN_INDEX"], folder["RECOGNIZER_IGNORE_MASK"]) == \
+        ("-1", "0", "0x1ull")
+    late = config(("yes", "no", "_unknown_", "_silence_"))
+    assert (late["SILENCE_INDEX"], late["UNKNOWN_INDEX"], late["RECOGNIZER_IGNORE_MASK"]) == ("3", "2", "0xcull")
+    assert config(("yes", "no"))["RECOGNIZER_IGNORE_MASK"] == "0x0ull"
+    assert config(("yes",))["RECOGNIZER_DETECTION_THRESHOLD"] == str(DEFAULT_RECOGNIZER.detection_threshold)
+
+
+def test_export_refuses_more_labels_than_the_recognizer_supports(fx):
+    from keyspot.export.c_model import RECOGNIZER_MAX_LABELS
+
+    header = (CORE / "recognizer.h").read_text()
+    assert f"#define KEYSPOT_RECOGNIZER_MAX_LABELS {RECOGNIZER_MAX_LABELS} " in header
+    labels = tuple(f"word{i}" for i in range(RECOGNIZER_MAX_LABELS + 1))
+    spec = FeatureSpec(**{**fx.spec.__dict__, "labels": labels})
+    model = _tiny_int8_model(spec, features.compute(fx.pcm[:4], fx.spec))
+    with pytest.raises(ExportError) as err:
+        generate(model, spec, {"tflm_arena_bytes": 16384}, header_comment({}), {"spec": "spec.json"})
+    assert str(err.value) == (f"spec.json: {RECOGNIZER_MAX_LABELS + 1} labels, but the firmware's recognizer "
+                              f"supports at most {RECOGNIZER_MAX_LABELS} (KEYSPOT_RECOGNIZER_MAX_LABELS)")
+    # At the limit, the generated recognizer takes it.
+    at_limit = FeatureSpec(**{**spec.__dict__, "labels": labels[:-1]})
+    model = _tiny_int8_model(at_limit, features.compute(fx.pcm[:4], fx.spec))
+    assert "recognizer_config.h" in generate(model, at_limit, {"tflm_arena_bytes": 16384}, header_comment({}))
+
+
+def _folder_labels(root: Path) -> tuple[str, ...]:
+    """The labels the folder source gives a tree of yes/, no/ and other words."""
+    from keyspot.compose import compose
+    from keyspot.data import folder
+    from keyspot.params import from_dict
+
+    for word in ("yes", "no", "up", "stop"):
+        (root / word).mkdir(parents=True)
+        _run(["espeak-ng", "-w", root / word / "a.wav", word])
+    params = from_dict(compose(REPO / "conf", ["dataset=folder", f"dataset.root={root}",
+                                               "dataset.keywords=[yes,no]"]))
+    files, _ = folder.list_files(root)
+    return tuple(folder.plan(params.dataset, root, files)[1])
+
+
+def test_a_folder_datasets_first_keyword_is_heard_in_a_stream(tmp_path_factory):
+    """The folder source puts _unknown_ first and has no _silence_: the C
+    recognizer, built with the generated recognizer_config.h and given no
+    parameters, reports "yes" (label 1) and "no", and never _unknown_."""
+    from keyspot.params import Recognizer
+
+    root = tmp_path_factory.mktemp("folder_keywords")
+    labels = _folder_labels(root / "audio")
+    assert labels == ("_unknown_", "yes", "no")
+    k = _keyword_fixture(root, labels, Recognizer(average_window_ms=500, detection_threshold=200,
+                                                  suppression_ms=1500, minimum_count=3))
+    assert "#define KEYSPOT_RECOGNIZER_IGNORE_MASK 0x1ull" in (root / "generated/recognizer_config.h").read_text()
+    times, scores = _stream_scores(k)
+    text = "".join(f"{t} " + " ".join(str(int(v)) for v in row) + "\n" for t, row in zip(times, scores, strict=True))
+    out = _run([k.build / "keyspot_recognize", len(labels)], input=text.encode()).stdout.decode()
+    detections = [tuple(int(v) for v in line.split()) for line in out.splitlines()]
+    print(f"\nfolder labels {labels}; words (ms) {k.words}; detections (ms, label, score) {detections}")
+    assert [labels[label] for _, label, _ in detections] == [word for word, _, _ in k.words]
+    assert detections[0][1] == 1

@@ -43,8 +43,10 @@ BSP_DIR := $(call dep_dir,deps/TARGET_CY8CKIT-062S2-43012.mtb)
 LINKER_SCRIPT := $(BSP_DIR)/COMPONENT_CM4/TOOLCHAIN_GCC_ARM/cy8c6xxa_cm4_dual.ld
 
 # The application: what ModusToolbox finds in source/ (source/generated/
-# included) and the SOURCES app.mk names.
-APP_C := $(wildcard source/*.c source/generated/*.c) $(filter %.c,$(SOURCES))
+# included) and the SOURCES app.mk names. GENERATED=dir builds it with
+# another folder c-export wrote in place of source/generated.
+GENERATED ?= source/generated
+APP_C := $(wildcard source/*.c $(GENERATED)/*.c) $(filter %.c,$(SOURCES))
 APP_CXX := $(wildcard source/*.cpp) $(filter %.cpp,$(SOURCES))
 
 CROSS ?= arm-none-eabi-
@@ -77,15 +79,23 @@ $(BUILD)/libs.mk: $(BUILD)/libs.stamp mtb_sources.py gcc.mk app.mk
 
 ifeq ($(filter getlibs clean,$(MAKECMDGOALS)),)
 -include $(BUILD)/libs.mk
+# What a build was made from beyond its sources: a file that changes when
+# GENERATED (and, for QEMU, CLIPS) name other folders, so that objects built
+# from other generated headers are rebuilt, never reused.
+remember = $(shell mkdir -p $(dir $(1)) && [ "$$(cat $(1) 2>/dev/null)" = "$(2)" ] || echo "$(2)" > $(1))$(1)
+APP_INPUTS := $(call remember,$(BUILD)/inputs.txt,$(abspath $(GENERATED)))
+QEMU_INPUTS = $(call remember,$(QEMU_BUILD)/inputs.txt,$(abspath $(GENERATED)) $(abspath $(CLIPS)) $(QEMU_CFLAGS))
 endif
 
-CPPFLAGS_ALL := $(addprefix -D,$(ALL_DEFINES)) $(addprefix -I,$(INCLUDES) $(LIB_INCLUDES)) -MMD -MP
+CPPFLAGS_ALL := $(addprefix -D,$(ALL_DEFINES)) \
+	$(addprefix -I,$(patsubst source/generated,$(GENERATED),$(INCLUDES)) $(LIB_INCLUDES)) -MMD -MP
 
 # Objects mirror their sources' absolute paths under build/obj.
 obj = $(BUILD)/obj$(abspath $(1)).o
 APP_OBJECTS := $(foreach f,$(APP_C) $(APP_CXX),$(call obj,$(f)))
 LIB_OBJECTS := $(foreach f,$(LIB_C) $(LIB_CXX) $(LIB_ASM),$(call obj,$(f)))
 OBJECTS := $(APP_OBJECTS) $(LIB_OBJECTS)
+$(APP_OBJECTS): $(APP_INPUTS)
 
 # One line a file, as ModusToolbox prints; V=1 shows the commands.
 Q := $(if $(filter 1,$(V)),,@)
@@ -125,10 +135,9 @@ $(BUILD)/size.json: $(BUILD)/$(APPNAME).elf size_report.py
 ################################################################################
 
 CLIPS ?= $(BUILD)/clips
-GENERATED ?= source/generated
-QEMU_BUILD := $(BUILD)/qemu$(if $(filter-out source/generated,$(GENERATED)),-$(notdir $(GENERATED)))
+QEMU_BUILD := $(BUILD)/qemu
 QEMU_CFLAGS ?= -O2
-QEMU_FLAGS_ALL := $(CPU) $(QEMU_CFLAGS) -ffunction-sections -fdata-sections -ffp-contract=off \
+QEMU_FLAGS_ALL := $(CPU) $(QEMU_CFLAGS) -ffunction-sections -fdata-sections -ffp-contract=off -MMD -MP \
 	$(addprefix -D,$(DEFINES) KEYSPOT_PRINT_SCORES) \
 	-I$(GENERATED) -Isource -I../core -I../core/qemu -I$(CLIPS) \
 	$(addprefix -I,$(foreach d,$(LIB_INCLUDES),$(if $(findstring /ml-tflite-micro/,$(d)),$(d))))
@@ -140,7 +149,7 @@ QEMU_OBJECTS := $(foreach f,$(QEMU_C) $(QEMU_CXX),$(QEMU_BUILD)/obj$(abspath $(f
 QEMU_TIMEOUT ?= 300
 
 define qemu_rule
-$(QEMU_BUILD)/obj$(abspath $(1)).o: $(1) $(BUILD)/libs.mk $(wildcard $(GENERATED)/*.h) $(CLIPS)/test_clips.h
+$(QEMU_BUILD)/obj$(abspath $(1)).o: $(1) $(BUILD)/libs.mk $(QEMU_INPUTS)
 	@mkdir -p $$(@D)
 	@$(if $(Q),echo "Compiling $$(notdir $$<) for QEMU")
 	$(Q)$(2) $$(QEMU_FLAGS_ALL) -c $$< -o $$@
@@ -164,4 +173,4 @@ run-qemu: $(QEMU_BUILD)/keyspot-qemu.elf
 clean:
 	rm -rf $(BUILD)
 
--include $(OBJECTS:.o=.d)
+-include $(OBJECTS:.o=.d) $(QEMU_OBJECTS:.o=.d)

@@ -1,5 +1,6 @@
-"""Flash, RAM and instructions per inference of keyspot's C engine for every
-registered model, next to TensorFlow Lite Micro's model and arena bytes.
+"""Flash, RAM and instructions per inference of keyspot's C engine and of
+TensorFlow Lite Micro with CMSIS-NN for every registered model, on the same
+Cortex-M4F under QEMU.
 
     python -m keyspot.export.engine_report                 # every conf/model/*.yaml
     python -m keyspot.export.engine_report ds_cnn_s cnn    # some of them
@@ -16,11 +17,19 @@ quantize stage does, and measured:
   arm-none-eabi-size): kernels, weights and constants, libgcc's double
   helpers; RAM is the two activation buffers and the convolutions' window
   scratch.
-- instructions: the QEMU image (`make qemu`) runs the chain on two clips
-  under `qemu-system-arm -icount shift=6`, where QEMU's clock advances 64 ns
-  per guest instruction; the board's 25 MHz FPGA counter around
-  keyspot_engine_invoke() then counts instructions (ticks * 40 / 64), exactly
-  up to one tick. No SysTick, no TCG plugin.
+- instructions: the board's model runner on QEMU's mps2-an386
+  (firmware/psoc6/gcc.mk `qemu`: source/model_runner.cpp with Infineon's
+  prebuilt TFLite Micro and its CMSIS-NN kernels, or source/model_runner_c.c
+  with the C engine; one main, the same clips, the same compiler flags) runs
+  two clips under `qemu-system-arm -icount shift=6`, where QEMU's clock
+  advances 64 ns per guest instruction; the board's 25 MHz FPGA counter
+  around model_runner_invoke() then counts instructions (ticks * 40 / 64),
+  exactly up to one tick. No SysTick, no TCG plugin. The same run gives the
+  arena TFLite Micro uses on the target (arena_used_bytes()) and checks that
+  both runtimes give the same int8 scores.
+
+The TFLite Micro image needs the libraries of firmware/psoc6/deps
+(firmware/psoc6/getlibs.sh fetches them into firmware/mtb_shared).
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ import numpy as np
 ICOUNT_SHIFT = 6
 OPTIMISATION = "-O2"   # CFLAGS of both builds, as firmware/core/Makefile defaults to
 CLIPS = 2
+SPARE_ARENA_BYTES = 512 * 1024
 TOOLS = ("make", "arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm")
 
 
@@ -57,7 +67,15 @@ class Row:
     engine_flash_bytes: int    # linked: code + constants + libgcc helpers
     engine_constant_bytes: int
     engine_ram_bytes: int      # linked .bss: the activation buffers
-    instructions: int          # per inference, under QEMU
+    instructions: int          # C engine, per inference, under QEMU
+    macs: int = 0              # multiply-accumulates per inference
+    tflm_instructions: int = 0           # TFLite Micro with CMSIS-NN, per inference, under QEMU
+    tflm_arena_used_target: int = 0      # arena_used_bytes() on the Cortex-M4F
+
+    @property
+    def speedup(self) -> float:
+        """TFLite Micro's instructions over the C engine's: above 1, the engine is faster."""
+        return self.tflm_instructions / self.instructions
 
     @property
     def ram_saving(self) -> float | None:
@@ -108,8 +126,8 @@ def calibrate_random_weights(model, x: np.ndarray, rng) -> None:
 
 def int8_model(repo: Path, name: str, work: Path, seed: int = 0):
     """The model of conf/model/<name>.yaml at its size, calibrated random
-    weights, as int8 by keyspot.quantize.convert; its feature spec and its
-    number of parameters."""
+    weights, as int8 by keyspot.quantize.convert; its feature spec, its
+    number of parameters and of multiply-accumulates."""
     import keras
 
     from keyspot import models
@@ -130,7 +148,8 @@ def int8_model(repo: Path, name: str, work: Path, seed: int = 0):
     export_saved_model(model, work / "saved_model")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return convert(work / "saved_model", calibration[..., None]), spec, model.count_params()
+        return (convert(work / "saved_model", calibration[..., None]), spec, model.count_params(),
+                models.count_macs(model))
 
 
 def tflm_arena(model_path: Path) -> int | None:
@@ -190,19 +209,47 @@ def instructions_per_inference(qemu_output: str, shift: int = ICOUNT_SHIFT) -> i
     return round(np.mean([(t - empty) * ns_per_tick / (1 << shift) for t in ticks]))
 
 
+def board_image_run(repo: Path, generated: Path, clips: Path, build: Path, what: str) -> str:
+    """Build firmware/psoc6's QEMU image (the board's model runner) against
+    `generated` and run it on `clips` under -icount; its output."""
+    make = ["make", "-s", "-C", repo / "firmware/psoc6", "-f", "gcc.mk", f"BUILD={build}",
+            f"GENERATED={generated}", f"CLIPS={clips}", f"QEMU_CFLAGS={OPTIMISATION}"]
+    _run([*make, "qemu"], f"{what}: make -f gcc.mk qemu")
+    return _run(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
+                 "-semihosting-config", "enable=on,target=native", "-icount", f"shift={ICOUNT_SHIFT}",
+                 "-kernel", build / "qemu/keyspot-qemu.elf"], f"{what}: QEMU", timeout=600)
+
+
+def scores_lines(qemu_output: str) -> list[str]:
+    return re.findall(r"^clip \d+ scores [0-9a-f]+$", qemu_output, re.M)
+
+
+def arena_used(qemu_output: str) -> tuple[int, int]:
+    """(bytes used, bytes there) from the board image's `arena used U of N` line."""
+    m = re.search(r"^arena used (\d+) of (\d+)$", qemu_output, re.M)
+    if m is None:
+        raise ReportError(f"no 'arena used' line in the QEMU output: {qemu_output[-500:]}")
+    return int(m.group(1)), int(m.group(2))
+
+
 def measure(repo: Path, name: str, work: Path) -> Row:
     from keyspot.export import ExportError, c_engine, export
     from keyspot.quantize import io_quantization
 
     core = repo / "firmware/core"
-    model, spec, parameters = int8_model(repo, name, work)
+    model, spec, parameters, macs = int8_model(repo, name, work)
     (work / "model_int8.tflite").write_bytes(model)
     arena = tflm_arena(work / "model_int8.tflite")
     spec.save(work / "spec.json")
-    (work / "quantize.json").write_text(json.dumps({"tflm_arena_bytes": arena or 1, **io_quantization(model)}))
+    # Where the host runtime cannot measure the arena, TFLite Micro on the target gets room to
+    # spare and reports what it used.
+    (work / "quantize.json").write_text(json.dumps({"tflm_arena_bytes": arena or SPARE_ARENA_BYTES,
+                                                   **io_quantization(model)}))
     generated, build = work / "generated", work / "build"
+    tflm_generated = work / "generated-tflm"
     try:
         export(work / "model_int8.tflite", work / "spec.json", work / "quantize.json", generated, engine="c")
+        export(work / "model_int8.tflite", work / "spec.json", work / "quantize.json", tflm_generated)
     except ExportError as err:
         raise ReportError(f"{name}: {err}") from None
     _, summary = c_engine.generate(model, "")
@@ -211,25 +258,37 @@ def measure(repo: Path, name: str, work: Path) -> Row:
     sizes = _sizes(_run([*make, "engine-size"], f"{name}: make engine-size"))
     (text, data, bss), (text0, data0, bss0) = sizes["engine_linked.elf"], sizes["engine_baseline.elf"]
 
-    _write_clips(work / "clips", spec)
-    _run([*make, f"CLIPS={work / 'clips'}", "qemu"], f"{name}: make qemu")
-    qemu = _run(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
-                 "-semihosting-config", "enable=on,target=native", "-icount", f"shift={ICOUNT_SHIFT}",
-                 "-kernel", build / "keyspot_qemu.elf"], f"{name}: QEMU", timeout=600)
+    clips = work / "clips"
+    _write_clips(clips, spec)
+    engine_run = board_image_run(repo, generated, clips, work / "board-c", f"{name} (C engine)")
+    tflm_run = board_image_run(repo, tflm_generated, clips, work / "board-tflm", f"{name} (TFLite Micro)")
+    if scores_lines(engine_run) != scores_lines(tflm_run) or not scores_lines(tflm_run):
+        raise ReportError(f"{name}: TFLite Micro and the C engine give different int8 scores on the "
+                          f"Cortex-M4F:\n{chr(10).join(scores_lines(tflm_run))}\n"
+                          f"{chr(10).join(scores_lines(engine_run))}")
+    used, there = arena_used(tflm_run)
+    if arena is not None and used > there:
+        raise ReportError(f"{name}: TFLite Micro uses {used} arena bytes on the target, more than the "
+                          f"{there} measured on the host")
     return Row(model=name, parameters=parameters, tflm_model_bytes=len(model), tflm_arena_bytes=arena,
                engine_flash_bytes=(text + data) - (text0 + data0),
                engine_constant_bytes=summary.constant_bytes,
                engine_ram_bytes=(data + bss) - (data0 + bss0),
-               instructions=instructions_per_inference(qemu))
+               instructions=instructions_per_inference(engine_run), macs=macs,
+               tflm_instructions=instructions_per_inference(tflm_run), tflm_arena_used_target=used)
 
 
 def table(rows: list[Row]) -> str:
-    head = ("model", "params", "TFLM model B", "TFLM arena B", "engine flash B", "of which constants B",
-            "engine RAM B", "RAM vs arena", "instructions/inference")
-    body = [(r.model, f"{r.parameters:,}", f"{r.tflm_model_bytes:,}",
+    head = ("model", "params", "MACs", "TFLM model B", "TFLM arena B (host)", "TFLM arena used on M4",
+            "engine flash B", "of which constants B", "engine RAM B", "RAM vs arena",
+            "TFLM+CMSIS-NN instr.", "C engine instr.", "TFLM / C", "C instr./MAC")
+    body = [(r.model, f"{r.parameters:,}", f"{r.macs:,}", f"{r.tflm_model_bytes:,}",
              "TFLM aborts" if r.tflm_arena_bytes is None else f"{r.tflm_arena_bytes:,}",
+             f"{r.tflm_arena_used_target:,}",
              f"{r.engine_flash_bytes:,}", f"{r.engine_constant_bytes:,}", f"{r.engine_ram_bytes:,}",
-             "n/a" if r.ram_saving is None else f"{-r.ram_saving:+.1%}", f"{r.instructions:,}") for r in rows]
+             "n/a" if r.ram_saving is None else f"{-r.ram_saving:+.1%}",
+             f"{r.tflm_instructions:,}", f"{r.instructions:,}", f"{r.speedup:.2f}",
+             f"{r.instructions / r.macs:.2f}" if r.macs else "n/a") for r in rows]
     widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
 
     def line(cells):
@@ -274,9 +333,12 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     print(f"\nBuilt with arm-none-eabi-gcc {OPTIMISATION} for Cortex-M4F. Engine flash: a linked image with one "
           "inference minus one without; RAM: its .data + .bss, the two activation buffers and the window "
-          f"scratch. Instructions: qemu-system-arm -M mps2-an386 -icount shift={ICOUNT_SHIFT}, the FPGA "
-          f"counter around keyspot_engine_invoke(), mean of {CLIPS} clips. TFLM arena: "
-          "keyspot.quantize.tflm_arena_bytes, no headroom.")
+          f"scratch. Instructions: the board's model runner under qemu-system-arm -M mps2-an386 -icount "
+          f"shift={ICOUNT_SHIFT}, the FPGA counter around model_runner_invoke(), mean of {CLIPS} clips, "
+          "the same clips, main and flags for both runtimes (TFLite Micro: Infineon's prebuilt "
+          "ml-tflite-micro library with its CMSIS-NN kernels); their int8 scores are equal. TFLM arena "
+          "(host): keyspot.quantize.tflm_arena_bytes, no headroom, which c-export writes as "
+          "KEYSPOT_TENSOR_ARENA_BYTES; used on M4: arena_used_bytes() after the inferences.")
     if args.json:
         args.json.write_text(json.dumps([dataclasses.asdict(r) for r in rows], indent=2) + "\n")
     return 0

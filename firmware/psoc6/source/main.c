@@ -23,6 +23,7 @@
 #include "model_runner.h"
 #include "model_settings.h"
 #include "recognizer.h"
+#include "recognizer_config.h"
 
 #ifndef KEYSPOT_ENGINE_C
 #include "model_data.h"
@@ -74,7 +75,8 @@ int main(void)
 #endif
 
     static keyspot_recognizer recognizer;
-    keyspot_recognizer_params params = keyspot_recognizer_default_params();
+    /* export.recognizer, and _silence_/_unknown_ ignored by name (generated). */
+    keyspot_recognizer_params params = keyspot_recognizer_config();
     if (keyspot_recognizer_init(&recognizer, &params, KEYSPOT_NUM_LABELS) != KEYSPOT_RECOGNIZER_OK) {
         halt("recognizer setup failed");
     }

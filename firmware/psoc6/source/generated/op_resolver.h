@@ -16,16 +16,17 @@
 
 typedef tflite::MicroMutableOpResolver<KEYSPOT_OP_COUNT> KeyspotOpResolver;
 
-/* Register exactly the operators the model needs. */
+/* Register exactly the operators the model needs; int8-only kernels where
+   TFLite Micro has them (CMSIS-NN's, with CMSIS_NN defined). */
 inline TfLiteStatus keyspot_register_ops(KeyspotOpResolver &resolver) {
-  if (resolver.AddAveragePool2D() != kTfLiteOk) return kTfLiteError;  /* AVERAGE_POOL_2D */
-  if (resolver.AddConv2D() != kTfLiteOk) return kTfLiteError;  /* CONV_2D */
-  if (resolver.AddDepthwiseConv2D() != kTfLiteOk) return kTfLiteError;  /* DEPTHWISE_CONV_2D */
-  if (resolver.AddFullyConnected() != kTfLiteOk) return kTfLiteError;  /* FULLY_CONNECTED */
+  if (resolver.AddAveragePool2D(tflite::Register_AVERAGE_POOL_2D_INT8()) != kTfLiteOk) return kTfLiteError;  /* AVERAGE_POOL_2D */
+  if (resolver.AddConv2D(tflite::Register_CONV_2D_INT8()) != kTfLiteOk) return kTfLiteError;  /* CONV_2D */
+  if (resolver.AddDepthwiseConv2D(tflite::Register_DEPTHWISE_CONV_2D_INT8()) != kTfLiteOk) return kTfLiteError;  /* DEPTHWISE_CONV_2D */
+  if (resolver.AddFullyConnected(tflite::Register_FULLY_CONNECTED_INT8()) != kTfLiteOk) return kTfLiteError;  /* FULLY_CONNECTED */
   if (resolver.AddPack() != kTfLiteOk) return kTfLiteError;  /* PACK */
   if (resolver.AddReshape() != kTfLiteOk) return kTfLiteError;  /* RESHAPE */
   if (resolver.AddShape() != kTfLiteOk) return kTfLiteError;  /* SHAPE */
-  if (resolver.AddSoftmax() != kTfLiteOk) return kTfLiteError;  /* SOFTMAX */
+  if (resolver.AddSoftmax(tflite::Register_SOFTMAX_INT8()) != kTfLiteOk) return kTfLiteError;  /* SOFTMAX */
   if (resolver.AddStridedSlice() != kTfLiteOk) return kTfLiteError;  /* STRIDED_SLICE */
   return kTfLiteOk;
 }
