@@ -27,8 +27,9 @@ test: setup ## lint, then run the test suite
 firmware: setup ## build the PSoC 6 app without ModusToolbox: firmware/psoc6/build/keyspot-psoc6.elf, .hex, size.json
 	$(MAKE) -C firmware/psoc6 -f gcc.mk
 
-firmware-test: setup ## build firmware/core on the host and under QEMU (Cortex-M4) and check it
-	python -m pytest tests/test_c_export.py tests/test_firmware_core.py tests/test_c_engine.py
+firmware-test: setup ## firmware/core on the host and under QEMU, and the PSoC 6 app on the real libraries
+	python -m pytest tests/test_c_export.py tests/test_firmware_core.py tests/test_c_engine.py \
+		tests/test_psoc6_firmware.py
 
 .PHONY: serve bench-serve
 serve: setup ## serve the model on http://127.0.0.1:8080 (keyspot serve)
