@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_firmware_core import _predict
 
 from keyspot import audio
 from keyspot.export import export
-from keyspot.export.engine_report import arena_used, write_test_clips
+from keyspot.export.engine_report import arena_used, board_image_run, write_test_clips
 from keyspot.features import FeatureSpec
 from keyspot.quantize import quantize_input
 
@@ -172,30 +173,9 @@ def test_firmware_links_with_the_c_engine(psoc6_libs, pipeline, tmp_path):
 
 # ---------------------------------------------------------------- TFLite Micro on a Cortex-M4F
 
-def _reference(model: bytes, x_int8: np.ndarray) -> np.ndarray:
-    """TFLite's reference kernels on int8 inputs."""
-    import tensorflow as tf
-
-    interpreter = tf.lite.Interpreter(
-        model_content=model, experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
-    interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    outputs = []
-    for x in x_int8:
-        interpreter.set_tensor(inp["index"], x.reshape(inp["shape"]))
-        interpreter.invoke()
-        outputs.append(interpreter.get_tensor(out["index"])[0].copy())
-    return np.stack(outputs)
-
-
 def _on_target(generated: Path, pcm: np.ndarray, build: Path) -> str:
     write_test_clips(build / "clips", pcm, "tests/test_psoc6_firmware.py")
-    make = ["make", "-s", "-C", PSOC6, "-f", "gcc.mk", f"BUILD={build}", f"GENERATED={generated}",
-            f"CLIPS={build / 'clips'}"]
-    _run([*make, "qemu"], timeout=1200)
-    return _run(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
-                 "-semihosting-config", "enable=on,target=native", "-kernel", build / "qemu/keyspot-qemu.elf"],
-                timeout=600).stdout
+    return board_image_run(REPO, generated, build / "clips", build, "tests/test_psoc6_firmware.py")
 
 
 def _lines(text: str, kind: str) -> np.ndarray:
@@ -214,7 +194,7 @@ def _compare(model: bytes, generated: Path, pcm: np.ndarray, build: Path, what: 
     text = _on_target(generated, pcm, build)
     assert re.search(r"^runtime tflm$", text, re.M) and "done" in text, text[-2000:]
     target_x, target_y = _lines(text, "int8"), _lines(text, "scores")
-    reference = _reference(model, target_x)
+    reference = _predict(model, target_x)   # TFLite's reference kernels
     steps = np.abs(target_y.astype(np.int16) - reference.astype(np.int16))
     used, generated_arena = arena_used(text)
     same = (target_y.argmax(1) == reference.argmax(1))
