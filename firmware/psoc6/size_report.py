@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Flash and RAM of a linked keyspot-psoc6 image, by part, from its linker
 map: the application, the model data, TensorFlow Lite Micro (with the
-CMSIS-NN kernels its library carries), the Infineon libraries (BSP, PDL, HAL,
-retarget-io, CAPSENSE), the CM0+ image, the C/C++ runtime, and the tensor
-arena (or the C engine's activation buffers) within the application's RAM.
+CMSIS-NN kernels its library carries) or the C engine's kernels, the
+Infineon libraries (BSP, PDL, HAL, retarget-io, CAPSENSE), the CM0+ image,
+the C/C++ runtime, and the tensor arena (or the C engine's activation
+buffers) apart from the RAM of the part that holds it.
 
     python3 size_report.py build/keyspot-psoc6.elf build/keyspot-psoc6.map --out build/size.json
 
@@ -27,16 +28,23 @@ RESERVED = {".heap": "heap", ".stack_dummy": "stack"}
 
 # First match wins: (part, pattern on the input file's path).
 PARTS = (
-    ("model data", re.compile(r"source/generated/(model_data|engine_model)\.c\.o$")),
+    ("model data", re.compile(r"/(model_data|engine_model)\.c\.o$")),
+    ("C engine kernels", re.compile(r"/firmware/core/engine/")),
     ("TFLite Micro + CMSIS-NN", re.compile(r"libtensorflow-microlite\.a\(")),
     ("CM0+ image", re.compile(r"/psoc6cm0p/")),
     ("BSP, PDL, HAL, retarget-io", re.compile(
         r"/(TARGET_[^/]+|mtb-pdl-cat1|mtb-hal-cat1|retarget-io|core-lib|capsense)/")),
-    ("application", re.compile(r"/firmware/(psoc6/source|core)/")),
+    # What is left of the objects compiled here: source/, ../core and the generated folder.
+    ("application", re.compile(r"\.(c|cpp|S)\.o$")),
     ("C/C++ runtime", re.compile(r"(^|/)(lib[a-z_+]+\.a\(|crt[a-z0-9]*\.o$)")),
 )
-# TFLite Micro's arena (model_runner.cpp); the C engine's buffers (keyspot.export.c_engine).
-ARENA_SYMBOLS = ("tensor_arena", "g_engine_buffer_a", "g_engine_buffer_b", "g_engine_scratch")
+# TFLite Micro's arena (in model_runner.cpp: the application's) and the C
+# engine's buffers (in the generated engine_model.c: the model data's), each
+# reported as a part of its own: symbol -> (part, the part it is counted in).
+ARENAS = {"tensor_arena": ("tensor arena", "application"),
+          "g_engine_buffer_a": ("engine buffers", "model data"),
+          "g_engine_buffer_b": ("engine buffers", "model data"),
+          "g_engine_scratch": ("engine buffers", "model data")}
 
 
 class SizeError(RuntimeError):
@@ -124,15 +132,12 @@ def report(elf: Path, map_file: Path, objdump: str = "arm-none-eabi-objdump",
             entry["flash"] += size
         if _in(vma, RAM):
             entry["ram"] += size
-    # The arena (or the engine's buffers) is the application's biggest RAM; say so apart.
-    symbols = symbol_sizes(elf, nm)
-    arena = sum(size for name, size in symbols.items()
-                if name.split("::")[-1] in ARENA_SYMBOLS)
-    if arena:
-        app = parts.setdefault("application", {"flash": 0, "ram": 0})
-        app["ram"] -= arena
-        parts["tensor arena" if "tensor_arena" in " ".join(symbols) else "engine buffers"] = {
-            "flash": 0, "ram": arena}
+    # The arena (or the engine's buffers) is most of the RAM; say so apart.
+    for name, size in symbol_sizes(elf, nm).items():
+        if name.split("::")[-1] in ARENAS:
+            part, holder = ARENAS[name.split("::")[-1]]
+            parts.setdefault(holder, {"flash": 0, "ram": 0})["ram"] -= size
+            parts.setdefault(part, {"flash": 0, "ram": 0})["ram"] += size
     flash = sum(p["flash"] for p in parts.values())
     ram = sum(p["ram"] for p in parts.values())
     image_flash = sum(size for name, (size, _vma, lma, flags) in sections.items()
