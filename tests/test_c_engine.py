@@ -304,7 +304,8 @@ def test_export_is_reproducible_and_says_what_it_planned(case_factory):
         p.name: p.read_bytes() for p in c.generated.iterdir()}
     assert sorted(p.name for p in again.iterdir()) == sorted([
         "engine_model.c", "engine_model.h", "model_settings.h", "labels.c", "labels.h",
-        "feature_config.c", "feature_config.h", "frontend_tables.c", "frontend_tables.h"])
+        "feature_config.c", "feature_config.h", "frontend_tables.c", "frontend_tables.h",
+        "recognizer_config.h"])
     settings = (again / "model_settings.h").read_text()
     graph = read(c.model)
     p = plan(graph)
@@ -475,48 +476,8 @@ def test_default_model_needs_at_least_30_percent_less_ram_than_the_tflm_arena(cl
     assert engine <= 0.7 * arena
 
 
-# ---------------------------------------------------------------- the PSoC 6 application
-
-PSOC6 = REPO / "firmware/psoc6"
-# Just enough of ModusToolbox's BSP and HAL headers for main.c to compile.
-MTB_STUBS = {
-    "cybsp.h": "#include <stdint.h>\ntypedef uint32_t cy_rslt_t;\n#define CY_RSLT_SUCCESS ((cy_rslt_t)0u)\n"
-               "#define CY_ASSERT(x) ((void)(x))\n#define CYBSP_DEBUG_UART_TX 0\n#define CYBSP_DEBUG_UART_RX 1\n"
-               "cy_rslt_t cybsp_init(void);\nstatic inline void __enable_irq(void) {}\n",
-    "cyhal.h": '#include "cybsp.h"\ncy_rslt_t cyhal_syspm_sleep(void);\n',
-    "cy_retarget_io.h": '#include "cybsp.h"\n#define CY_RETARGET_IO_BAUDRATE 115200u\n'
-                        "cy_rslt_t cy_retarget_io_init(int tx, int rx, uint32_t baudrate);\n",
-}
-
-
-@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("arm-none-eabi-g++") is None,
-                    reason="needs arm-none-eabi-gcc and arm-none-eabi-g++")
-def test_psoc6_application_selects_the_runner_c_export_wrote_for(case_factory, tmp_path):
-    """ModusToolbox is not here: main.c and both runners are compiled for the
-    Cortex-M4F against stand-ins for the BSP headers, with an engine=c folder
-    and with the committed TFLite Micro folder. Each runner compiles to
-    nothing for the other engine; the engine's kernels and model build."""
-    c = case_factory(REGISTERED[0])
-    stubs = tmp_path / "stubs"
-    stubs.mkdir()
-    for name, text in MTB_STUBS.items():
-        (stubs / name).write_text("#pragma once\n" + text)
-    arm = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", "-Wall", "-Wextra", "-Werror"]
-    source = PSOC6 / "source"
-    for generated in (c.generated, source / "generated"):
-        includes = [f"-I{stubs}", f"-I{source}", f"-I{generated}", f"-I{CORE}"]
-        _run(["arm-none-eabi-gcc", *arm, "-std=c11", "-fsyntax-only", *includes,
-              source / "main.c", source / "model_runner_c.c"])
-    _run(["arm-none-eabi-g++", *arm, "-std=c++17", "-fsyntax-only", f"-I{source}", f"-I{c.generated}",
-          f"-I{CORE}", source / "model_runner.cpp"])
-    for file in [*(CORE / "engine").glob("*.c"), c.generated / "engine_model.c"]:
-        _run(["arm-none-eabi-gcc", *arm, "-std=c11", "-Os", f"-I{CORE}", f"-I{c.generated}", "-c", file,
-              "-o", tmp_path / (file.stem + ".o")])
-    # The application's Makefile builds the kernels (ModusToolbox builds source/ itself).
-    makefile = (PSOC6 / "Makefile").read_text()
-    for kernel in sorted((CORE / "engine").glob("*.c")):
-        assert f"../core/engine/{kernel.name}" in makefile
-    assert {p.name for p in (source / "generated").iterdir()} >= {"model_data.c", "op_resolver.h"}
+# The PSoC 6 application with either runner is built against the real
+# Infineon libraries in tests/test_psoc6_firmware.py.
 
 
 REAL = [REPO / p for p in ("models/model_int8.tflite", "data/features/spec.json", "reports/quantize.json",

@@ -96,6 +96,16 @@ def test_pins_agree_with_the_bsp_dependency_manifest(psoc6_libs, tmp_path):
 
 # ---------------------------------------------------------------- the build
 
+def test_both_builds_compile_every_engine_kernel():
+    """app.mk, which the ModusToolbox Makefile and gcc.mk both read, names each
+    of the C engine's kernels (ModusToolbox finds source/ by itself)."""
+    app = (PSOC6 / "app.mk").read_text()
+    assert "include app.mk" in (PSOC6 / "Makefile").read_text() and "include app.mk" in \
+        (PSOC6 / "gcc.mk").read_text()
+    kernels = sorted((REPO / "firmware/core/engine").glob("*.c"))
+    assert kernels and all(f"../core/engine/{k.name}" in app for k in kernels)
+
+
 def _build(build: Path, generated: Path = GENERATED) -> Path:
     _run(["make", "-s", "-C", PSOC6, "-f", "gcc.mk", "-j2", f"BUILD={build}", f"GENERATED={generated}"],
          timeout=1200)
