@@ -116,12 +116,31 @@ def export_saved_model_in_fresh_process(keras_path: Path, path: Path) -> None:
     """
     done = subprocess.run([sys.executable, "-m", "keyspot.keras_files", str(keras_path), str(path)],
                           capture_output=True, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", PARENT_ENV: str(os.getpid())})
     if done.returncode != 0:
         raise RuntimeError(f"exporting {keras_path} as a SavedModel failed:\n{done.stderr[-3000:]}")
 
 
+PARENT_ENV = "KEYSPOT_EXPORT_PARENT"
+
+
+def _die_with_parent() -> None:
+    """End this process when the stage that started it ends, however it ends
+    (kill -9 included), so that no export writes after its stage is gone.
+    Linux's parent-death signal; elsewhere a no-op."""
+    parent = int(os.environ.get(PARENT_ENV, "0"))
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:   # the parent died before the signal was armed
+        os._exit(1)
+
+
 def _export_main(argv: list[str]) -> None:
+    _die_with_parent()
     import keras
 
     keras_path, out = argv

@@ -173,5 +173,5 @@ def run(params, model_path: Path, saved_model_dir: Path, features_dir: Path,
         mlflow.set_tag(tracking.INT8_HASH_TAG, tracking.file_sha256(tflite_path))
         version = tracking.register_model(mlflow, run, params)
         print(f"quantize: registered {tracking.registered_model_name(params)} version {version}"
-              + (f" as @{params.tracking.alias}" if params.tracking.alias else ""))
+              + (f"; c-export points @{params.tracking.alias} at it" if params.tracking.alias else ""))
     return report

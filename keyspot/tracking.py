@@ -129,8 +129,9 @@ def registered_model_name(params) -> str:
 
 def register_model(mlflow, run, params) -> str:
     """Register the run's `model` artifacts (Keras and int8 models) as a new
-    version of the registered model and point `tracking.alias` at it; a
-    rerun for the same run reuses its version. Returns the version."""
+    version of the registered model; a rerun for the same run reuses its
+    version. Returns the version. The alias moves later, once the firmware
+    export has succeeded (log_generated_sources)."""
     client = mlflow.MlflowClient()
     name = registered_model_name(params)
     if not client.search_registered_models(filter_string=f"name = '{name}'"):
@@ -140,12 +141,22 @@ def register_model(mlflow, run, params) -> str:
     existing = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     version = existing[0].version if existing else client.create_model_version(
         name, f"runs:/{run_id}/model", run_id=run_id, tags={"keyspot.model": params.model.name}).version
-    if params.tracking.alias:
-        client.set_registered_model_alias(name, params.tracking.alias, version)
     return str(version)
 
 
-def log_generated_sources(params, tflite_path: Path | str, out_dir: Path | str) -> None:
-    """Attach the generated C files to the run that made the int8 model."""
-    with model_run(params, tflite_path, tag=INT8_HASH_TAG, stage="c-export") as (mlflow, _):
+def log_generated_sources(params, tflite_path: Path | str, out_dir: Path | str) -> str | None:
+    """Attach the generated C files to the run that made the int8 model, and
+    point `tracking.alias` at that run's registered version: only a model
+    whose firmware export succeeded becomes the candidate. Returns the
+    version the alias names (None: no alias, or no version of this run)."""
+    with model_run(params, tflite_path, tag=INT8_HASH_TAG, stage="c-export") as (mlflow, run):
         mlflow.log_artifacts(str(out_dir), "firmware")
+        if not params.tracking.alias:
+            return None
+        client = mlflow.MlflowClient()
+        name = registered_model_name(params)
+        versions = client.search_model_versions(f"name = '{name}' and run_id = '{run.info.run_id}'")
+        if not versions:
+            return None
+        client.set_registered_model_alias(name, params.tracking.alias, versions[0].version)
+        return str(versions[0].version)

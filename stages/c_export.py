@@ -32,7 +32,10 @@ def main(argv: list[str] | None = None) -> int:
           f"({Path(args.model).stat().st_size} model bytes)")
     from keyspot import tracking
 
-    tracking.log_generated_sources(params, args.model, params.export.out_dir)
+    version = tracking.log_generated_sources(params, args.model, params.export.out_dir)
+    if version is not None:
+        print(f"c-export: {tracking.registered_model_name(params)} version {version} "
+              f"is now @{params.tracking.alias}")
     return 0
 
 

@@ -1,0 +1,211 @@
+"""Bad input never loses data: one test for each way found to destroy work,
+get a traceback, a hang or a wrong success, with the outcome expected
+instead. Kept in one place so that the list can grow; each section names
+the promise it checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from keyspot.export import ExportError, export
+from keyspot.export.c_model import GENERATED_MARK
+from keyspot.features import FeatureSpec
+
+REPO = Path(__file__).resolve().parents[1]
+GENERATED = "firmware/psoc6/source/generated"
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every file under `folder`."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ---------------------------------------------------------------- outputs that cannot eat work
+
+@pytest.fixture(scope="module")
+def export_inputs(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """A small int8 model, its spec and quantize report (test_firmware_core's)."""
+    import numpy as np
+    from test_firmware_core import _base_spec, _io_quantization, _tiny_int8_model
+
+    root = tmp_path_factory.mktemp("export_inputs")
+    base = _base_spec()
+    spec = FeatureSpec(**{**base.__dict__, "mean": (0.0,) * base.num_coefficients,
+                          "std": (1.0,) * base.num_coefficients})
+    calibration = np.random.default_rng(0).standard_normal((8, *spec.shape)).astype(np.float32)
+    model = _tiny_int8_model(spec, calibration)
+    (root / "model.tflite").write_bytes(model)
+    spec.save(root / "spec.json")
+    (root / "quantize.json").write_text(json.dumps({"tflm_arena_bytes": 4096, **_io_quantization(model)}))
+    return root / "model.tflite", root / "spec.json", root / "quantize.json"
+
+
+def test_c_export_refuses_a_folder_it_did_not_write(export_inputs, tmp_path):
+    """export.out_dir=firmware would have replaced the hand-written tree."""
+    mine = tmp_path / "firmware"
+    (mine / "psoc6").mkdir(parents=True)
+    (mine / "Makefile").write_text("all:\n")
+    (mine / "psoc6/main.c").write_text("int main(void) { return 0; }\n")
+    before = _tree(mine)
+    with pytest.raises(ExportError) as err:
+        export(*export_inputs, mine)
+    message = str(err.value)
+    assert "\n" not in message and f"export.out_dir={mine}" in message and "did not write" in message
+    assert _tree(mine) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["firmware"]   # nothing staged beside it
+
+
+def test_c_export_takes_a_new_an_empty_or_its_own_folder(export_inputs, tmp_path):
+    files = export(*export_inputs, tmp_path / "new")
+    (tmp_path / "empty").mkdir()
+    assert export(*export_inputs, tmp_path / "empty") == files
+    assert export(*export_inputs, tmp_path / "new") == files   # its own, again
+    assert all(GENERATED_MARK in text[:200] for text in files.values())
+
+
+def test_c_export_refuses_a_file_or_a_link(export_inputs, tmp_path):
+    (tmp_path / "file").write_text("mine\n")
+    (tmp_path / "link").symlink_to(tmp_path / "file")
+    for target in ("file", "link"):
+        with pytest.raises(ExportError, match="not a folder"):
+            export(*export_inputs, tmp_path / target)
+    assert (tmp_path / "file").read_text() == "mine\n"
+
+
+def test_a_failed_export_keeps_the_folder_byte_for_byte(export_inputs, tmp_path):
+    out = tmp_path / "generated"
+    export(*export_inputs, out)
+    before = _tree(out)
+    model, spec, report = export_inputs
+    bad = tmp_path / "quantize.json"
+    bad.write_text(json.dumps({**json.loads(report.read_text()), "tflm_arena_bytes": 0}))
+    with pytest.raises(ExportError, match="tflm_arena_bytes"):
+        export(model, spec, bad, out)
+    assert _tree(out) == before
+
+
+def test_dvc_keeps_the_outputs_a_failed_or_killed_stage_would_lose():
+    """DVC deletes a stage's outputs before running it unless they persist:
+    the committed generated folder (no DVC cache can bring it back) and the
+    trained models, which the README promises survive a killed training."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+    def persisted(stage):
+        return {next(iter(o)) for o in stages[stage]["outs"] if isinstance(o, dict)
+                and next(iter(o.values())).get("persist")}
+
+    assert persisted("c-export") == {"${export.out_dir}"}
+    assert persisted("train") == {"models/model.keras", "models/saved_model", "reports/train/summary.json",
+                                  "reports/train/history.csv"}
+
+
+def _git_status(root: Path, env) -> str:
+    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=root, env=env,
+                          capture_output=True, text=True, check=True).stdout
+
+
+def _restore(root: Path, env) -> None:
+    subprocess.run(["git", "checkout", "--", "."], cwd=root, env=env, capture_output=True, check=True)
+    subprocess.run(["dvc", "checkout", "-q", "--force"], cwd=root, env=env, capture_output=True)
+
+
+@pytest.mark.slow
+def test_dvc_exp_run_with_out_dir_firmware_changes_nothing(pipeline):
+    """`dvc exp run -S export.out_dir=firmware` on the reproduced smoke repo:
+    c-export refuses with one line; not a file under firmware/ changes."""
+    root, env = pipeline["root"], pipeline["env"]
+    before, status = _tree(root / "firmware"), _git_status(root, env)
+    try:
+        run = subprocess.run(["dvc", "exp", "run", "-S", "experiment=smoke", "-S", "export.out_dir=firmware"],
+                             cwd=root, env=env, capture_output=True, text=True)
+        assert run.returncode != 0
+        refusal = [line for line in run.stderr.splitlines() if line.startswith("c-export: ")]
+        assert len(refusal) == 1 and "export.out_dir=firmware: holds" in refusal[0], run.stderr[-2000:]
+        assert "Traceback" not in run.stderr
+        assert _tree(root / "firmware") == before
+        changed = {line[3:] for line in _git_status(root, env).splitlines()} - \
+            {line[3:] for line in status.splitlines()}
+        assert changed <= {"params.yaml"}, changed
+    finally:
+        _restore(root, env)
+
+
+@pytest.mark.slow
+def test_a_failed_c_export_under_dvc_keeps_the_committed_folder_and_the_alias(pipeline):
+    """A retrained model whose export fails: the committed generated folder
+    stays byte for byte, and the MLflow alias stays on the model that was
+    exported last."""
+    import mlflow
+
+    root, env = pipeline["root"], pipeline["env"]
+    client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
+    name = "keyspot-synthetic-ds_cnn_s"
+    candidate = client.get_model_version_by_alias(name, "candidate").version
+    before = _tree(root / GENERATED)
+    foreign = root / GENERATED / "notes.txt"
+    foreign.write_text("my notes\n")   # the folder is no longer c-export's alone
+    try:
+        run = subprocess.run(["dvc", "exp", "run", "-S", "experiment=smoke", "-S", "train.lr=0.002"],
+                             cwd=root, env=env, capture_output=True, text=True)
+        assert run.returncode != 0 and "Running stage 'quantize'" in run.stdout, run.stdout[-2000:]
+        assert "c-export: export.out_dir=firmware/psoc6/source/generated: holds notes.txt" in run.stderr
+        assert _tree(root / GENERATED) == {**before, "notes.txt": _tree(root / GENERATED)["notes.txt"]}
+        versions = client.search_model_versions(f"name = '{name}'")
+        assert len(versions) >= 2, "quantize registered the new model"
+        assert client.get_model_version_by_alias(name, "candidate").version == candidate
+    finally:
+        foreign.unlink(missing_ok=True)
+        _restore(root, env)
+    assert _tree(root / GENERATED) == before
+
+
+def test_the_saved_model_export_dies_with_its_stage(tmp_path):
+    """kill -9 of a training while its SavedModel export runs in a child
+    process: the child ends too, and writes nothing after its stage is gone."""
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    keras_path = tmp_path / "model.keras"
+    model.save(keras_path)
+    out = tmp_path / "saved_model"
+    parent = subprocess.Popen([sys.executable, "-c",
+                               "import sys; from pathlib import Path; "
+                               "from keyspot.keras_files import export_saved_model_in_fresh_process as e; "
+                               "e(Path(sys.argv[1]), Path(sys.argv[2]))", str(keras_path), str(out)],
+                              start_new_session=True)
+    child = None
+    deadline = time.monotonic() + 60
+    while child is None and time.monotonic() < deadline:
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                if b"keyspot.keras_files" in cmdline and str(out).encode() in cmdline:
+                    child = int(pid)
+        time.sleep(0.05)
+    assert child is not None, "the export child never started"
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    for _ in range(200):
+        if not Path(f"/proc/{child}").exists() or b"Z" in Path(f"/proc/{child}/stat").read_bytes().split()[2]:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the export child outlived its stage")
+    time.sleep(1)
+    assert not out.exists()
