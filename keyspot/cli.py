@@ -35,13 +35,13 @@ def _predict(args) -> int:
 
 
 def _compose(args) -> int:
-    from keyspot.compose import compose, write_params
+    from keyspot.compose import ComposeError, compose, write_params
     from keyspot.params import ParamsError, from_dict
 
-    data = compose(args.conf, args.overrides)
     try:
+        data = compose(args.conf, args.overrides)
         from_dict(data)
-    except ParamsError as err:
+    except (ComposeError, ParamsError) as err:
         print(f"keyspot compose: error: {err}", file=sys.stderr)
         return 2
     write_params(data, args.output)

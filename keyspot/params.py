@@ -8,6 +8,7 @@ the key, so a typo in conf/ or in `dvc exp run -S` never trains on defaults.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import typing
 from pathlib import Path
@@ -275,6 +276,106 @@ _CHOICES = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class _Range:
+    """Allowed values of a number: low/high bounds, each closed unless open."""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def admits(self, v: float) -> bool:
+        return ((self.low is None or (v > self.low if self.low_open else v >= self.low))
+                and (self.high is None or (v < self.high if self.high_open else v <= self.high)))
+
+    def __str__(self) -> str:
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        if self.high is not None:
+            parts.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+        return " and ".join(parts)
+
+
+def _at_least(low):
+    return _Range(low=low)
+
+
+_POSITIVE = _Range(low=0, low_open=True)
+# Each number's range; a list or pair key applies to every element. Checked on
+# every load (`keyspot compose`, and each stage before it does any work). Keys
+# with a message of their own are checked in _check.
+_RANGES = {
+    "seed": _at_least(0),
+    "dataset.sample_rate": _Range(8000, 384000),
+    "dataset.clip_seconds": _Range(0, 60, low_open=True),
+    "dataset.takes_per_keyword": _at_least(1),
+    "dataset.unknown_per_voice": _at_least(0),
+    "dataset.silence_per_voice": _at_least(0),
+    "dataset.silence_percentage": _Range(0, 100),
+    "dataset.unknown_percentage": _Range(0, 100),
+    "dataset.min_seconds": _at_least(0),
+    "dataset.max_windows": _at_least(0),
+    "dataset.workers": _at_least(0),
+    "dataset.speed_range": _POSITIVE,
+    "dataset.lead_silence_s_range": _at_least(0),
+    "features.window_ms": _POSITIVE,
+    "features.hop_ms": _POSITIVE,
+    "features.fft_size": _Range(16, 65536),
+    "features.mel_bins": _at_least(1),
+    "features.mel_fmin": _at_least(0),
+    "features.mel_fmax": _POSITIVE,
+    "features.num_mfcc": _at_least(1),
+    "features.log_floor": _POSITIVE,
+    "model.filters": _at_least(1),
+    "model.blocks": _at_least(0),
+    "model.first_kernel": _at_least(1),
+    "model.first_stride": _at_least(1),
+    "model.dropout": _Range(0, 1, high_open=True),
+    "train.patience": _at_least(0),
+    "train.batch_size": _at_least(1),
+    "train.lr": _POSITIVE,
+    "train.lr_min": _at_least(0),
+    "train.label_smoothing": _Range(0, 1, high_open=True),
+    "train.augment.shift_ms": _at_least(0),
+    "train.augment.time_masks": _at_least(0),
+    "train.augment.time_mask_frames": _at_least(0),
+    "train.augment.freq_masks": _at_least(0),
+    "train.augment.freq_mask_bins": _at_least(0),
+    "quantize.calibration_samples": _at_least(1),
+    "quantize.arena_headroom": _at_least(1),
+    "deploy.instance_count": _at_least(1),
+    "deploy.serverless_memory_mb": _Range(1024, 6144),
+    "deploy.serverless_max_concurrency": _Range(1, 200),
+    "deploy.wait_minutes": _at_least(1),
+    "sagemaker.instance_count": _at_least(1),
+    "sagemaker.volume_gb": _at_least(1),
+    "sagemaker.max_runtime_s": _at_least(1),
+    "sagemaker.spot.max_wait_s": _at_least(0),
+    "sagemaker.poll_s": _at_least(1),
+}
+# Pairs that are [low, high]: the first must not exceed the second.
+_ORDERED_PAIRS = ("dataset.speed_range", "dataset.pitch_range", "dataset.gain_db_range",
+                  "dataset.lead_silence_s_range", "dataset.noise.snr_db_range",
+                  "dataset.noise.silence_dbfs_range", "dataset.noise.babble_talkers",
+                  "train.augment.gain_db_range", "train.augment.noise_snr_db_range")
+
+
+def _check_ranges(params: Params) -> None:
+    """Every number inside its range (_RANGES), every [low, high] pair in order."""
+    values = flatten(params)
+    for key, allowed in _RANGES.items():
+        if key not in values:
+            continue   # a key of another dataset source
+        value = values[key]
+        for v in value if isinstance(value, list) else [value]:
+            if not allowed.admits(v):
+                raise ParamsError(f"{key}: {value!r} is not allowed; it must be {allowed}")
+    for key in _ORDERED_PAIRS:
+        if key in values and values[key][0] > values[key][1]:
+            raise ParamsError(f"{key}: {values[key]!r} is not [low, high]; the first must not exceed the second")
+
+
 def _convert(value, hint, key: str):
     """Return `value` as type `hint`, or raise ParamsError naming `key`."""
     origin = typing.get_origin(hint)
@@ -312,6 +413,8 @@ def _convert(value, hint, key: str):
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ParamsError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ParamsError(f"{key}: {value!r} is not a finite number")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
@@ -400,11 +503,21 @@ _CLASSES_FROM_DATA = {"folder", "s3"}
 
 
 def _check(params: Params) -> None:
+    _check_ranges(params)
     ds = params.dataset
     if not ds.keywords and ds.name not in _CLASSES_FROM_DATA:
         raise ParamsError("dataset.keywords: at least one keyword is needed")
     if ds.name in _DATASET_CHECKS:
         _DATASET_CHECKS[ds.name](ds)
+    if params.features.mel_fmin >= params.features.mel_fmax:
+        raise ParamsError(f"features.mel_fmin: {params.features.mel_fmin:g} Hz must be below features.mel_fmax "
+                          f"({params.features.mel_fmax:g} Hz)")
+    fft = params.features.fft_size
+    if fft & (fft - 1):
+        raise ParamsError(f"features.fft_size: {fft} is not a power of two (the firmware's FFT needs one); "
+                          f"try {1 << fft.bit_length()}")
+    if params.train.lr_min > params.train.lr:
+        raise ParamsError(f"train.lr_min: {params.train.lr_min:g} is above train.lr ({params.train.lr:g})")
     if params.features.num_mfcc > params.features.mel_bins:
         raise ParamsError("features.num_mfcc: must not exceed features.mel_bins")
     if params.features.mel_fmax > ds.sample_rate / 2:

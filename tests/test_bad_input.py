@@ -209,3 +209,76 @@ def test_the_saved_model_export_dies_with_its_stage(tmp_path):
         pytest.fail("the export child outlived its stage")
     time.sleep(1)
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- config validated before any work
+
+BAD_VALUES = [
+    ("train.lr=-1", "train.lr: -1.0 is not allowed; it must be > 0"),
+    ("train.lr=nan", "train.lr: nan is not a finite number"),
+    ("train.lr=inf", "train.lr: inf is not a finite number"),
+    ("train.batch_size=0", "train.batch_size: 0 is not allowed; it must be >= 1"),
+    ("features.hop_ms=0", "features.hop_ms: 0.0 is not allowed; it must be > 0"),
+    ("features.window_ms=0", "features.window_ms: 0.0 is not allowed; it must be > 0"),
+    ("features.log_floor=0", "features.log_floor: 0.0 is not allowed; it must be > 0"),
+    ("features.log_floor=-1", "features.log_floor: -1.0 is not allowed; it must be > 0"),
+    ("features.mel_fmin=5000", "features.mel_fmin: 5000 Hz must be below features.mel_fmax (4000 Hz)"),
+    ("train.label_smoothing=2", "train.label_smoothing: 2.0 is not allowed; it must be >= 0 and < 1"),
+    ("train.patience=-1", "train.patience: -1 is not allowed; it must be >= 0"),
+    ("features.fft_size=1000", "features.fft_size: 1000 is not a power of two"),
+    ("dataset.sample_rate=0", "dataset.sample_rate: 0 is not allowed; it must be >= 8000"),
+    ("export.recognizer.detection_threshold=300", "export.recognizer.detection_threshold: between 0 and 255"),
+    ("nosuchkey=1", "Could not override 'nosuchkey'"),
+    ("model=nonexistent", "Could not find 'model/nonexistent'; Available options in 'model': cnn, "),
+]
+
+
+@pytest.mark.parametrize("override, message", BAD_VALUES, ids=[o for o, _ in BAD_VALUES])
+def test_keyspot_compose_refuses_a_bad_value_in_one_line(override, message, tmp_path):
+    out = tmp_path / "params.yaml"
+    run = subprocess.run([sys.executable, "-m", "keyspot.cli", "compose", "--conf", str(REPO / "conf"),
+                          "-o", str(out), override], capture_output=True, text=True)
+    assert run.returncode == 2 and not out.exists()
+    assert run.stderr.count("\n") == 1 and message in run.stderr, run.stderr[-2000:]
+
+
+@pytest.mark.parametrize("override, message", [case for case in BAD_VALUES if "=" in case[0]
+                                                 and case[0].split("=")[0].count(".")][:6],
+                         ids=lambda v: v if "=" in str(v) else "")
+def test_a_stage_refuses_a_bad_params_yaml_before_any_work(override, message, tmp_path, smoke_dict):
+    """`dvc exp run -S` composes params.yaml without keyspot: the first stage
+    stops on it with one line, and writes nothing."""
+    from keyspot.compose import write_params
+
+    key, value = override.split("=")
+    data = json.loads(json.dumps(smoke_dict))
+    *parents, last = key.split(".")
+    node = data
+    for part in parents:
+        node = node[part]
+    node[last] = yaml.safe_load(value) if value not in ("nan", "inf") else float(value)
+    write_params(data, tmp_path / "params.yaml")
+    run = subprocess.run([sys.executable, str(REPO / "stages/fetch.py")], cwd=tmp_path, capture_output=True,
+                         text=True)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and message in run.stderr, run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_a_folder_dataset_with_one_class_is_refused_before_any_work(tmp_path, smoke_dict):
+    import numpy as np
+    import soundfile
+
+    from keyspot.compose import compose
+    from keyspot.data import folder
+    from keyspot.params import from_dict
+
+    root = tmp_path / "audio"
+    (root / "yes").mkdir(parents=True)
+    for i in range(6):
+        soundfile.write(root / "yes" / f"{i}.wav", np.zeros(16000, dtype=np.int16), 16000)
+    params = from_dict(compose(REPO / "conf", ["dataset=folder", f"dataset.root={root}"]))
+    with pytest.raises(folder.FolderError) as err:
+        folder.fetch(params.dataset, 0, tmp_path / "raw", progress=False)
+    assert str(err.value) == (f"{root} gives 1 class (yes); a classifier needs at least two: add a folder per "
+                              "class, or keep the other folders as _unknown_ (dataset.other_folders=unknown)")
+    assert not (tmp_path / "raw").exists()

@@ -145,6 +145,12 @@ def convert(dataset, root: Path, files: list[str], out: Path, where: str,
     skipped += not_used
     for path, reason in sorted(skipped):
         print(f"fetch: skipped {path}: {reason}", file=sys.stderr)
+    if len(labels) < 2:
+        # One class trains to a perfect and useless score; say so before any work.
+        raise FolderError(
+            f"{where} gives {len(labels)} class{'' if len(labels) == 1 else 'es'} ({', '.join(labels) or 'none'}); "
+            "a classifier needs at least two: add a folder per class, or keep the other folders as "
+            "_unknown_ (dataset.other_folders=unknown)")
     out = Path(out)
     artifacts.clear_stale(out)
     with artifacts.staged_dir(out) as tmp:
