@@ -456,8 +456,11 @@ def recognize(tmp_path_factory):
     if shutil.which("gcc") is None or shutil.which("make") is None:
         pytest.skip("needs host gcc and make")
     build = tmp_path_factory.mktemp("recognizer")
-    # The recognizer needs no generated folder; any existing path will do.
-    _run(["make", "-s", "-C", CORE, f"BUILD={build}", f"{build}/keyspot_recognize"])
+    # Built against an empty folder: no generated recognizer_config.h, so its
+    # defaults are the program's own and every parameter comes from the test.
+    (build / "no-generated").mkdir()
+    _run(["make", "-s", "-C", CORE, f"BUILD={build}", f"GENERATED={build / 'no-generated'}",
+          f"{build}/keyspot_recognize"])
 
     def run(results, num_labels=NUM_LABELS, params=LABELS_RECOGNIZER, check=True):
         """params: window_ms threshold suppression_ms minimum_count ignore_mask; [] for the
