@@ -7,9 +7,12 @@ SageMaker serving container and in `keyspot predict`.
 from __future__ import annotations
 
 import io
+import os
+import stat
 import struct
 from math import gcd
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile
@@ -20,25 +23,113 @@ class AudioError(ValueError):
     """A file or request body is not decodable audio."""
 
 
-def decode(source: str | Path | bytes) -> tuple[np.ndarray, int]:
-    """Decode WAV/FLAC/OGG from a path or bytes into float32 (frames, channels)."""
-    name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
+# The rules every reader of audio applies (fetch's sources, predict, serve):
+# a regular file, a complete header, a rate some microphone has, finite samples.
+# Resampling cost grows with the rate ratio's terms; rates outside this range
+# are no microphone's, so they are refused rather than resampled.
+SAMPLE_RATES = (1000, 384_000)
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF)   # streamed WAVs leave the data size open
+
+
+def display_name(path: str | Path) -> str:
+    """A path as it can always be printed: undecodable bytes of the name as \\xNN."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def read_file(path: str | Path) -> bytes:
+    """The bytes of a regular file; a missing, special (FIFO, device), empty or
+    unreadable one is an AudioError naming it. A FIFO is never opened, so it
+    cannot hang the reader."""
+    name = display_name(path)
+    try:
+        info = os.stat(path)
+    except OSError as err:
+        raise AudioError(f"{name}: {'no such file' if isinstance(err, FileNotFoundError) else err.strerror}") \
+            from None
+    if stat.S_ISDIR(info.st_mode):
+        raise AudioError(f"{name}: a folder, not an audio file")
+    if not stat.S_ISREG(info.st_mode):
+        raise AudioError(f"{name}: not a regular file (a FIFO, socket or device)")
+    if info.st_size == 0:
+        raise AudioError(f"{name}: empty file")
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as err:
+        raise AudioError(f"{name}: cannot be read ({err.strerror})") from None
+
+
+def check_wav(f: BinaryIO, size: int, name: str) -> None:
+    """A RIFF/WAVE file's chunks lie inside its `size` bytes: a cut fmt chunk, or
+    a data chunk shorter than it declares (a truncated download or copy), is
+    an AudioError; decoders would read what is there without a word. Other
+    formats pass (their decoder checks them). Reads the chunk headers only."""
+    f.seek(0)
+    head = f.read(12)
+    if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+        return
+    pos, seen_fmt = 12, False
+    while pos + 8 <= size:
+        f.seek(pos)
+        header = f.read(8)
+        chunk, length = header[:4], struct.unpack("<I", header[4:])[0]
+        body = pos + 8
+        if chunk == b"fmt ":
+            if length < 16 or body + length > size:
+                raise AudioError(f"{name}: not readable audio (truncated: the fmt chunk is cut short)")
+            seen_fmt = True
+        elif chunk == b"data":
+            if not seen_fmt:
+                raise AudioError(f"{name}: not readable audio (no fmt chunk before the data)")
+            if length not in _UNKNOWN_SIZES and body + length > size:
+                raise AudioError(f"{name}: not readable audio (truncated: the data chunk declares "
+                                 f"{length} bytes, {size - body} are there)")
+            return
+        pos = body + length + (length & 1)
+    if not seen_fmt:
+        raise AudioError(f"{name}: not readable audio (truncated: no complete fmt chunk)")
+    raise AudioError(f"{name}: not readable audio (truncated: no data chunk)")
+
+
+def check_rate(rate: int, name: str) -> None:
+    low, high = SAMPLE_RATES
+    if not low <= rate <= high:
+        raise AudioError(f"{name}: sample rate {rate} Hz is outside {low}..{high} Hz")
+
+
+def check_finite(samples: np.ndarray, name: str) -> None:
+    if not np.isfinite(samples).all():
+        raise AudioError(f"{name}: holds NaN or infinite samples")
+
+
+def _read(source: str | Path | bytes) -> tuple[bytes, str]:
+    """The bytes of a path or a request body, and the name to give in errors."""
     if isinstance(source, (bytes, bytearray)):
         if len(source) == 0:
             raise AudioError("empty audio body")
-        source = io.BytesIO(source)
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise AudioError(f"{name}: no such file")
-        if path.stat().st_size == 0:
-            raise AudioError(f"{name}: empty file")
+        return bytes(source), "audio body"
+    return read_file(source), display_name(source)
+
+
+def decode(source: str | Path | bytes) -> tuple[np.ndarray, int]:
+    """Decode WAV/FLAC/OGG from a path or bytes into float32 (frames, channels),
+    by the rules above."""
+    return _decode(*_read(source))
+
+
+def _decode(data: bytes, name: str) -> tuple[np.ndarray, int]:
+    stream = io.BytesIO(data)
+    check_wav(stream, len(data), name)
+    stream.seek(0)
     try:
-        samples, rate = soundfile.read(source, dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(f"{name}: not readable audio ({err})") from None
+        samples, rate = soundfile.read(stream, dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError) as err:
+        why = getattr(err, "error_string", None) or str(err)
+        raise AudioError(f"{name}: not readable audio ({why})") from None
     if samples.shape[0] == 0:
         raise AudioError(f"{name}: holds no samples")
+    check_rate(int(rate), name)
+    check_finite(samples, name)
     return samples, int(rate)
 
 
@@ -97,16 +188,12 @@ def pcm16_mono(data: bytes) -> tuple[np.ndarray, int] | None:
 
 def load_clip(source: str | Path | bytes, sample_rate: int, clip_samples: int) -> np.ndarray:
     """Any readable audio to int16 mono at `sample_rate`, `clip_samples` long."""
-    if not isinstance(source, (bytes, bytearray)):
-        try:
-            with open(source, "rb") as f:
-                data = f.read()
-        except OSError:
-            data = b""  # decode() reports the missing or unreadable file
-        fast = pcm16_mono(data)
-        if fast is not None and fast[1] == sample_rate:
-            return fit_length(fast[0], clip_samples).astype(np.int16)
-    samples, rate = decode(source)
+    data, name = _read(source)
+    fast = pcm16_mono(data)
+    if fast is not None and fast[1] == sample_rate:
+        check_wav(io.BytesIO(data), len(data), name)
+        return fit_length(fast[0], clip_samples).astype(np.int16)
+    samples, rate = _decode(data, name)
     mono = resample(to_mono(samples), rate, sample_rate)
     return to_int16(fit_length(mono, clip_samples))
 

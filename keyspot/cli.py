@@ -13,22 +13,31 @@ def _predict(args) -> int:
     from keyspot.predict import Classifier, expand
 
     model = Path(args.model) if args.model else Path("models/model_int8.tflite" if args.int8 else "models/model.keras")
+    from keyspot.audio import display_name
+
     try:
         classifier = Classifier(Path(args.spec), model)
-    except (FileNotFoundError, ValueError) as err:
+    except IsADirectoryError as err:
+        print(f"keyspot predict: error: {display_name(err.filename)} is a folder; --spec and --model "
+              "name files", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as err:
         print(f"keyspot predict: error: {err}", file=sys.stderr)
         return 2
     failed, results = 0, []
     for path, result, error in classifier.classify(expand(args.paths)):
+        name = display_name(path)
         if error:
             failed += 1
             print(f"keyspot predict: {error}", file=sys.stderr)
+            if args.json:
+                results.append({"path": name, "error": error})
             continue
         if args.json:
-            results.append({"path": str(path), **result})
+            results.append({"path": name, **result})
         else:
             top = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])[:3]
-            print(f"{path}\t{result['label']}\t" + "  ".join(f"{k}={v:.3f}" for k, v in top))
+            print(f"{name}\t{result['label']}\t" + "  ".join(f"{k}={v:.3f}" for k, v in top))
     if args.json:
         print(json.dumps(results, indent=2))
     return 1 if failed else 0

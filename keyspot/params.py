@@ -503,12 +503,13 @@ _CLASSES_FROM_DATA = {"folder", "s3"}
 
 
 def _check(params: Params) -> None:
-    _check_ranges(params)
     ds = params.dataset
     if not ds.keywords and ds.name not in _CLASSES_FROM_DATA:
         raise ParamsError("dataset.keywords: at least one keyword is needed")
     if ds.name in _DATASET_CHECKS:
         _DATASET_CHECKS[ds.name](ds)
+    # Before any check that combines keys, so that a bad value is named itself.
+    _check_ranges(params)
     if params.features.mel_fmin >= params.features.mel_fmax:
         raise ParamsError(f"features.mel_fmin: {params.features.mel_fmin:g} Hz must be below features.mel_fmax "
                           f"({params.features.mel_fmax:g} Hz)")

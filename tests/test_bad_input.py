@@ -282,3 +282,108 @@ def test_a_folder_dataset_with_one_class_is_refused_before_any_work(tmp_path, sm
     assert str(err.value) == (f"{root} gives 1 class (yes); a classifier needs at least two: add a folder per "
                               "class, or keep the other folders as _unknown_ (dataset.other_folders=unknown)")
     assert not (tmp_path / "raw").exists()
+
+
+# ---------------------------------------------------------------- one audio reader, one set of rules
+
+def _wav(samples, rate: int, subtype: str = "PCM_16") -> bytes:
+    import io
+
+    import numpy as np
+    import soundfile
+
+    out = io.BytesIO()
+    soundfile.write(out, np.asarray(samples), rate, subtype=subtype, format="WAV")
+    return out.getvalue()
+
+
+def _bad_files(folder: Path) -> dict[str, str]:
+    """File name -> what the one line about it must say."""
+    import numpy as np
+
+    tone = (np.sin(np.arange(16000) / 5) * 0.5).astype(np.float32)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        "truncated16.wav": (_wav(tone, 16000)[:1000], "truncated: the data chunk declares 32000 bytes"),
+        "truncated24.wav": (_wav(tone, 16000, "PCM_24")[:1000], "truncated: the data chunk declares 48000 bytes"),
+        "one_hertz.wav": (_wav(tone[:500], 1), "sample rate 1 Hz is outside 1000..384000 Hz"),
+        "nan.wav": (_wav(np.full(800, np.nan, dtype=np.float32), 16000, "FLOAT"), "NaN or infinite samples"),
+        # A JUNK chunk, then a fmt chunk cut after 4 of its 16 bytes: 44 bytes in all.
+        "cut_fmt.wav": (b"RIFF\x24\x00\x00\x00WAVE" + b"JUNK\x04\x00\x00\x00abcd" + b"fmt \x10\x00\x00\x00"
+                        + b"\x01\x00\x01\x00", "the fmt chunk is cut short"),
+    }
+    for name, (data, _) in files.items():
+        (folder / name).write_bytes(data)
+    os.mkfifo(folder / "fifo.wav")
+    expected = {name: why for name, (_, why) in files.items()}
+    expected["fifo.wav"] = "not a regular file"
+    return expected
+
+
+def test_the_audio_reader_names_each_bad_file_and_reads_the_rest(tmp_path):
+    import numpy as np
+
+    from keyspot import audio
+
+    expected = _bad_files(tmp_path)
+    (tmp_path / "good.wav").write_bytes(_wav(np.zeros(16000, dtype=np.int16), 16000))
+    for name, why in expected.items():
+        for read in (lambda p: audio.decode(p), lambda p: audio.load_clip(p, 16000, 16000)):
+            with pytest.raises(audio.AudioError) as err:
+                read(tmp_path / name)
+            assert str(err.value).startswith(f"{tmp_path / name}: ") and why in str(err.value)
+            assert "\n" not in str(err.value)
+    assert audio.load_clip(tmp_path / "good.wav", 16000, 16000).shape == (16000,)
+    # The same bytes as a request body: the same rule, named as the body.
+    with pytest.raises(audio.AudioError, match="audio body: not readable audio .truncated"):
+        audio.decode((tmp_path / "truncated16.wav").read_bytes())
+
+
+def test_a_folder_dataset_skips_each_bad_file_with_its_reason(tmp_path):
+    import numpy as np
+
+    from keyspot.compose import compose
+    from keyspot.data import folder
+    from keyspot.params import from_dict
+
+    root = tmp_path / "audio"
+    expected = _bad_files(root / "yes")
+    for label in ("yes", "no"):
+        (root / label).mkdir(exist_ok=True)
+        for i in range(12):
+            (root / label / f"ok{i}.wav").write_bytes(_wav(np.full(16000, i * 100, dtype=np.int16), 16000))
+    odd = os.fsdecode(b"caf\xe9.wav")   # a name that is not UTF-8
+    (root / "no" / odd).write_bytes(_wav(np.zeros(16000, dtype=np.int16), 16000))
+    params = from_dict(compose(REPO / "conf", ["dataset=folder", f"dataset.root={root}", "dataset.workers=1",
+                                               "dataset.split_fractions={val: 0.2, test: 0.2}"]))
+    summary = folder.fetch(params.dataset, 0, tmp_path / "raw", progress=False)
+    reasons = dict(summary.skipped)
+    for name, why in expected.items():
+        assert why in reasons[f"yes/{name}"], (name, reasons)
+    assert f"no/{odd}" not in reasons and summary.clips == 25
+    manifest = (tmp_path / "raw/manifest.csv").read_text(encoding="utf-8")
+    assert "caf\\xe9" in manifest   # its speaker, printable
+
+
+@pytest.mark.slow
+def test_predict_names_each_bad_file_lists_it_in_json_and_goes_on(pipeline, tmp_path):
+    root, env = pipeline["root"], pipeline["env"]
+    expected = _bad_files(tmp_path / "bad")
+    good = sorted((root / "data/raw/clips/yes").glob("*.wav"))[0]
+    odd = tmp_path / os.fsdecode(b"caf\xe9.wav")
+    odd.write_bytes(good.read_bytes())
+    paths = [tmp_path / "bad" / name for name in sorted(expected)] + [good, odd]
+    run = subprocess.run(["keyspot", "predict", "--json", *map(str, paths)], cwd=root,
+                         env={**env, "PYTHONIOENCODING": "utf-8"}, capture_output=True, text=True,
+                         errors="backslashreplace", timeout=300)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-3000:]
+    listed = json.loads(run.stdout)
+    assert len(listed) == len(paths)
+    for entry, name in zip(listed, sorted(expected), strict=False):
+        assert expected[name] in entry["error"], entry
+    assert [("label" in e) for e in listed[-2:]] == [True, True] and listed[-1]["path"].endswith("caf\\xe9.wav")
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == len(expected)
+    bad_spec = subprocess.run(["keyspot", "predict", "--spec", str(tmp_path), str(good)], cwd=root, env=env,
+                              capture_output=True, text=True)
+    assert bad_spec.returncode == 2 and bad_spec.stderr.count("\n") == 1 and "is a folder" in bad_spec.stderr

@@ -144,8 +144,10 @@ def test_predict_labels_good_files_and_names_bad_ones(pipeline, tmp_path):
                   root, env, check=False)
     assert result.returncode == 1
     predicted = json.loads(result.stdout)
-    assert [p["path"] for p in predicted] == [str(good)]
-    assert abs(sum(predicted[0]["probabilities"].values()) - 1) < 0.01
+    # Every file, in order; the bad ones with their error.
+    assert [p["path"] for p in predicted] == [str(empty), str(good), str(not_audio), str(truncated)]
+    assert [("error" in p) for p in predicted] == [True, False, True, True]
+    assert abs(sum(predicted[1]["probabilities"].values()) - 1) < 0.01
     errors = result.stderr.strip().splitlines()
     for bad in (empty, not_audio, truncated):
         assert sum(str(bad) in line for line in errors) == 1, result.stderr

@@ -38,6 +38,7 @@ import json
 import math
 import os
 import re
+import stat
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -225,7 +226,7 @@ def plan(dataset, root: Path, files: list[str]) -> tuple[list[Job], list[str], l
 
 def hash_split(key: str, fractions: dict[str, float]) -> str:
     """A split from a stable hash of `key`: the same key, the same split, forever."""
-    u = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2.0 ** 64
+    u = int.from_bytes(hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()[:8], "big") / 2.0 ** 64
     if u < fractions["test"]:
         return "test"
     return "val" if u < fractions["test"] + fractions["val"] else "train"
@@ -295,11 +296,12 @@ def _classes(dataset, found: list[str]) -> list[str]:
 
 
 def _speaker(rel: str, speaker_re: re.Pattern | None) -> str:
+    """The speaker of a file, printable: the manifest is UTF-8, a name need not be."""
     if speaker_re is not None:
         match = speaker_re.search(PurePosixPath(rel).name)
         if match:
-            return match.group(1) if match.groups() else match.group(0)
-    return rel
+            return audio.display_name(match.group(1) if match.groups() else match.group(0))
+    return audio.display_name(rel)
 
 
 def _name_outputs(jobs: list[Job]) -> list[Job]:
@@ -316,22 +318,43 @@ def _name_outputs(jobs: list[Job]) -> list[Job]:
     for n in names:
         taken[n] = taken.get(n, 0) + 1
     return [dataclasses.replace(j, out=n if taken[n] == 1 else
-                                f"{n}-{hashlib.sha256(j.source.encode()).hexdigest()[:8]}")
+                                f"{n}-{hashlib.sha256(j.source.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}")
             for j, n in zip(jobs, names, strict=True)]
 
 
 # --- one file into clips -----------------------------------------------------
 
+def _check_file(path: Path) -> None:
+    """keyspot.audio's rules for a file (regular, not empty, complete WAV
+    header) without reading it whole; FileError with the reason."""
+    name = audio.display_name(path)
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise audio.AudioError(f"{name}: not a regular file (a FIFO, socket or device)")
+        if info.st_size == 0:
+            raise audio.AudioError(f"{name}: empty file")
+        with open(path, "rb") as raw:
+            audio.check_wav(raw, info.st_size, name)
+    except audio.AudioError as err:
+        raise FileError(str(err).removeprefix(f"{name}: ")) from None
+    except OSError as err:
+        raise FileError(f"cannot be read ({err.strerror})") from None
+
+
 def file_clips(path: Path, dataset) -> tuple[SourceFile, list[np.ndarray]]:
     """The canonical int16 clips of one file; raise FileError with the reason."""
-    if path.stat().st_size == 0:
-        raise FileError("empty file")
+    _check_file(path)
     try:
-        with soundfile.SoundFile(str(path)) as f:
+        # Through a file object: libsndfile takes names as UTF-8, and a name need not be.
+        with open(path, "rb") as raw, soundfile.SoundFile(raw) as f:
             info = SourceFile("", f.frames / f.samplerate if f.samplerate else 0.0, f.samplerate,
                               f.channels, f"{f.format} {f.subtype}")
             if f.frames <= 0:
                 raise FileError("holds no samples")
+            low, high = audio.SAMPLE_RATES
+            if not low <= f.samplerate <= high:
+                raise FileError(f"sample rate {f.samplerate} Hz is outside {low}..{high} Hz")
             if info.seconds < dataset.min_seconds:
                 raise FileError(f"{info.seconds:.3f} s, shorter than dataset.min_seconds "
                                 f"({dataset.min_seconds:g} s)")
