@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from keyspot import redact
 from keyspot.audio import AudioError
 from keyspot.params import ParamsError
 
@@ -20,6 +21,7 @@ EXPECTED = (ParamsError, AudioError, FileNotFoundError, ValueError)
 def main(name: str, body: Callable[[], None]) -> None:
     # TensorFlow's C++ start-up notes (oneDNN, CPU features) are not news.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    redact.install()
     try:
         body()
     except EXPECTED as err:

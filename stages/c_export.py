@@ -5,10 +5,12 @@ import sys
 from pathlib import Path
 
 import keyspot.params
+from keyspot import redact
 from keyspot.export import ExportError, export
 
 
 def main(argv: list[str] | None = None) -> int:
+    redact.install()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="models/model_int8.tflite")
     parser.add_argument("--spec", default="data/features/spec.json")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from keyspot import artifacts
+from keyspot import artifacts, redact
 from keyspot import params as params_mod
 from keyspot.deploy import DeployError, package
 from keyspot.features import FeatureSpec
@@ -24,6 +24,7 @@ REPORT = Path("reports/deploy.json")
 
 
 def main() -> int:
+    redact.install()
     try:
         params = params_mod.load()
         if params.deploy.enabled:

@@ -387,3 +387,155 @@ def test_predict_names_each_bad_file_lists_it_in_json_and_goes_on(pipeline, tmp_
     bad_spec = subprocess.run(["keyspot", "predict", "--spec", str(tmp_path), str(good)], cwd=root, env=env,
                               capture_output=True, text=True)
     assert bad_spec.returncode == 2 and bad_spec.stderr.count("\n") == 1 and "is a folder" in bad_spec.stderr
+
+
+# ---------------------------------------------------------------- a server that bounds its work
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from test_serve import Server, build_workdir
+
+    workdir = build_workdir(tmp_path_factory.mktemp("serve"))
+    srv = Server(workdir["root"])
+    yield srv
+    srv.stop()
+
+
+def _npy(array) -> bytes:
+    import io
+
+    import numpy as np
+
+    out = io.BytesIO()
+    np.save(out, array)
+    return out.getvalue()
+
+
+def _server_cases() -> list[tuple[str, bytes, str, int, str]]:
+    """(name, body, content type, status, what the error says)."""
+    import numpy as np
+
+    huge_header = _npy(np.zeros((1, 1), dtype=np.int16)).replace(b"(1, 1)", b"(1000000000000, 1)")
+    frames, coefficients = 49, 10
+    return [
+        ("a batch of 20,000 one-sample clips", _npy(np.zeros((20000, 1), dtype=np.int16)),
+         "application/x-npy", 413, "20000 clips in one request; send at most 64"),
+        ("features of 1e300", json.dumps({"features": np.full((frames, coefficients), 1e300).tolist()}).encode(),
+         "application/json", 400, "NaN or infinite values (as float32)"),
+        ("deeply nested JSON", b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "not JSON"),
+        ("a 5000-digit integer", b'{"pcm": [' + b"9" * 5000 + b"]}", "application/json", 400, "not JSON"),
+        ("an npy header of 10^12 rows", huge_header, "application/x-npy", 400, "not a .npy array"),
+        ("JSON booleans as PCM", b'{"pcm": [true, false, true]}', "application/json", 400,
+         '"pcm" must be a (nested) list of numbers'),
+        ("a body that is not audio", b"these are not samples", "audio/wav", 400, "not readable audio"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(7), ids=[c[0] for c in _server_cases()])
+def test_the_server_answers_bad_bodies_with_4xx_json(server, case):
+    name, body, content_type, status, says = _server_cases()[case]
+    got, data, headers = server.request("POST", "/invocations", body, content_type)
+    answer = json.loads(data)   # strict JSON: no NaN
+    assert (got, headers["Content-Type"]) == (status, "application/json") and says in answer["error"], answer
+    assert "0x" not in answer["error"] and "object at" not in answer["error"]
+    assert server.request("GET", "/ping")[0] == 200
+
+
+def _raw(port: int, head: bytes, body: bytes = b"", wait: float = 30.0) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
+        s.sendall(head + body)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+        return out
+
+
+def test_a_declared_length_beyond_the_limit_is_refused_before_reading(server):
+    start = time.monotonic()
+    reply = _raw(server.port, b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
+                 b"Content-Length: 1000000000000\r\n\r\n", b"RIFF")
+    assert time.monotonic() - start < 2 and reply.startswith(b"HTTP/1.1 413"), reply[:300]
+    assert b"over this server's limit" in reply
+
+
+def test_a_bad_chunk_size_is_a_400(server):
+    reply = _raw(server.port, b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n", b"zz\r\nabc\r\n0\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 400"), reply[:300]
+    json.loads(reply.split(b"\r\n\r\n", 1)[1])
+
+
+SLOW_CLIENTS = 2
+
+
+def test_slow_clients_do_not_starve_ping(server):
+    """Clients that declare 1000 bytes and send 10, twice as many as stalled
+    both sync workers before: /ping answers in under a second throughout, and
+    each slow client gets a 408 within the body timeout, not a 500 at the
+    worker timeout."""
+    import socket
+    import threading
+
+    from keyspot.serve.app import BODY_TIMEOUT_S
+
+    replies, sockets = [], []
+
+    def slow():
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+        sockets.append(s)
+        s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
+                  b"Content-Length: 1000\r\n\r\n0123456789")
+        replies.append(s.recv(65536))
+
+    threads = [threading.Thread(target=slow) for _ in range(SLOW_CLIENTS)]
+    for t in threads:
+        t.start()
+    worst, deadline = 0.0, time.monotonic() + BODY_TIMEOUT_S + 2
+    while time.monotonic() < deadline:
+        t0 = time.monotonic()
+        assert server.request("GET", "/ping")[0] == 200
+        worst = max(worst, time.monotonic() - t0)
+        time.sleep(0.1)
+    for t in threads:
+        t.join(timeout=30)
+    for s in sockets:
+        s.close()
+    print(f"\n/ping under {SLOW_CLIENTS} slow clients: slowest answer {worst * 1000:.0f} ms; replies "
+          f"{sorted({r.split(b' ')[1].decode() for r in replies if r})}")
+    assert worst < 1.0
+    assert len(replies) == SLOW_CLIENTS and all(r.startswith(b"HTTP/1.1 408") for r in replies), replies
+
+
+def test_serve_refuses_a_bad_port_or_host_in_one_line(tmp_path):
+    for args, says in ((["--port", "99999"], "--port 99999: a port is 0..65535"),
+                       (["--host", "999.1.1.1"], "check --host")):
+        run = subprocess.run([sys.executable, "-m", "keyspot.cli", "serve", *args], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode != 0 and "Traceback" not in run.stderr and says in run.stderr, run.stderr
+
+
+# ---------------------------------------------------------------- secrets and paths
+
+def test_credentials_in_uris_are_redacted():
+    from keyspot.redact import redact
+
+    assert redact("no http://alice:S3cretPw@example.com:5000/x here") == "no http://alice:***@example.com:5000/x here"
+    assert redact("s3://key:sec/ret@bucket") == "s3://key:sec/ret@bucket"   # a path, not credentials
+    assert redact("http://example.com/a:b@c") == "http://example.com/a:b@c"
+
+
+def test_a_stage_that_fails_on_a_tracking_uri_does_not_print_its_password(tmp_path):
+    """The URI in MLflow's own exception, traceback and log lines."""
+    code = ("from keyspot import stage\n"
+            "def run():\n"
+            "    import mlflow\n"
+            "    mlflow.set_tracking_uri('http://alice:S3cretPw@127.0.0.1:9/')\n"
+            "    mlflow.search_experiments()\n"
+            "stage.main('train', run)\n")
+    env = {**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "2"}
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode != 0 and "127.0.0.1" in run.stderr, run.stderr[-2000:]
+    assert "S3cretPw" not in run.stderr and "alice:***@" in run.stderr

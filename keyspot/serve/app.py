@@ -28,9 +28,13 @@ PAGES = {"/": ("index.html", "text/html; charset=utf-8"),
          "/static/page.js": ("page.js", "text/javascript; charset=utf-8")}
 DEFAULT_MAX_BODY_BYTES = 4 << 20
 # A body over the limit is read and dropped up to this many bytes, so that
-# the client, still sending, reads our 413 instead of a reset connection.
+# the client, still sending, reads our 413 instead of a reset connection; a
+# larger declared length is refused at once, before any of it is read.
 DRAIN_BYTES = 64 << 20
 CHUNK = 1 << 16
+# The whole body must arrive within this, well under the worker timeout, so
+# that clients that stall or lie about Content-Length cannot hold a worker.
+BODY_TIMEOUT_S = 5.0
 
 log = logging.getLogger("keyspot.serve")
 
@@ -45,8 +49,9 @@ class HttpError(Exception):
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            411: "Length Required", 413: "Content Too Large", 415: "Unsupported Media Type",
-            500: "Internal Server Error"}
+            408: "Request Timeout", 411: "Length Required", 413: "Content Too Large",
+            415: "Unsupported Media Type", 500: "Internal Server Error"}
+CLOSE = (("Connection", "close"),)
 
 
 def _respond(start_response: StartResponse, status: int, body: bytes, content_type: str,
@@ -57,25 +62,43 @@ def _respond(start_response: StartResponse, status: int, body: bytes, content_ty
 
 
 def _json(start_response: StartResponse, status: int, data, headers=()) -> list[bytes]:
-    return _respond(start_response, status, json.dumps(data).encode(), "application/json", headers)
+    # allow_nan=False: NaN is not JSON; a non-finite number here is a bug, never sent.
+    return _respond(start_response, status, json.dumps(data, allow_nan=False).encode(), "application/json",
+                    headers)
 
 
-def read_body(environ: dict, max_bytes: int) -> bytes:
-    """The request body, at most `max_bytes` of it, or TooLarge (413)."""
+def read_body(environ: dict, max_bytes: int, timeout_s: float = BODY_TIMEOUT_S) -> bytes:
+    """The request body, at most `max_bytes` of it, or TooLarge (413); one that
+    does not arrive within `timeout_s` is HttpError 408, a malformed one 400."""
     stream = environ["wsgi.input"]
+    sock = environ.get("gunicorn.socket")
+    if sock is not None:
+        sock.settimeout(timeout_s)
     length = environ.get("CONTENT_LENGTH") or ""
-    if length:
-        try:
-            size = int(length)
-        except ValueError:
-            raise HttpError(400, f"Content-Length {length!r} is not a number") from None
-        if size > max_bytes:
-            _drain(stream, size)
-            raise TooLarge(f"body of {size} bytes is over this server's limit of {max_bytes} bytes "
-                           "(keyspot serve --max-body-bytes)")
-        return stream.read(size) if size else b""
-    # No length: a chunked body (or none); read one byte past the limit to tell.
-    body = stream.read(max_bytes + 1)
+    try:
+        if length:
+            try:
+                size = int(length)
+            except ValueError:
+                raise HttpError(400, f"Content-Length {length!r} is not a number", CLOSE) from None
+            if size > max_bytes:
+                if size <= DRAIN_BYTES:
+                    _drain(stream, size)
+                raise TooLarge(f"body of {size} bytes is over this server's limit of {max_bytes} bytes "
+                               "(keyspot serve --max-body-bytes)")
+            body = stream.read(size) if size else b""
+            if len(body) < size:
+                raise HttpError(400, f"body ended after {len(body)} of the {size} bytes Content-Length "
+                                "declares", CLOSE)
+            return body
+        # No length: a chunked body (or none); read one byte past the limit to tell.
+        body = stream.read(max_bytes + 1)
+    except TimeoutError:
+        raise HttpError(408, f"the body did not arrive within {timeout_s:g} s", CLOSE) from None
+    except (HttpError, TooLarge):
+        raise
+    except Exception as err:   # gunicorn's parser on a malformed chunked body, a reset connection
+        raise HttpError(400, f"could not read the request body ({type(err).__name__})", CLOSE) from None
     if len(body) > max_bytes:
         raise TooLarge(f"body is over this server's limit of {max_bytes} bytes "
                        "(keyspot serve --max-body-bytes)")
@@ -130,6 +153,8 @@ def make_app(spec: FeatureSpec, predict: Predict, *, model: str,
     def app(environ, start_response):
         try:
             return route(environ, start_response)
+        except TooLarge as err:
+            return _json(start_response, err.status, {"error": str(err)}, CLOSE)
         except RequestError as err:
             return _json(start_response, err.status, {"error": str(err)})
         except HttpError as err:
@@ -137,6 +162,8 @@ def make_app(spec: FeatureSpec, predict: Predict, *, model: str,
         except Exception as err:  # a bug, not the client's fault: say so, keep serving
             log.error("error serving %s %s\n%s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"),
                       traceback.format_exc())
-            return _json(start_response, 500, {"error": f"internal error: {type(err).__name__}: {err}"})
+            # The type only: an exception's text may show objects and addresses of the server's.
+            return _json(start_response, 500, {"error": f"internal error ({type(err).__name__}); "
+                                                        "the server's log has the details"})
 
     return app

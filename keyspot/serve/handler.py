@@ -45,9 +45,11 @@ CONTENT_TYPES = (*WAV_TYPES, JSON_TYPE, NPY_TYPE)
 # Longer clips are refused rather than silently cut to the model's window:
 # a 10-minute recording is not a keyword, and decoding it costs memory.
 DEFAULT_MAX_CLIP_SECONDS = 10.0
-# Resampling cost grows with the rate ratio's terms; rates outside this range
-# are no microphone's, so they are refused rather than resampled.
-SAMPLE_RATES = (1000, 384_000)
+# keyspot.audio's rates: the same rule for a file, a body and a JSON rate.
+SAMPLE_RATES = audio.SAMPLE_RATES
+# Clips in one request: a batch is for a few clips at once, not a way around
+# the per-clip limits (an int16 .npy of shape (20000, 1) is 20,000 clips).
+MAX_BATCH = 64
 
 
 class RequestError(ValueError):
@@ -101,6 +103,9 @@ def parse_request(body: bytes, content_type: str, spec: FeatureSpec, *,
             array = np.load(io.BytesIO(body), allow_pickle=False)
         except (ValueError, OSError, EOFError) as err:
             raise RequestError(f"body is not a .npy array: {err}") from None
+        except MemoryError:   # a header that declares more than the body holds
+            raise RequestError("body is not a .npy array: its header declares a shape the body "
+                               "does not hold") from None
         if array.dtype == np.int16:
             return _pcm_features(array, spec.sample_rate, spec, max_clip_seconds)
         if not np.issubdtype(array.dtype, np.floating):
@@ -108,8 +113,10 @@ def parse_request(body: bytes, content_type: str, spec: FeatureSpec, *,
         return _check_features(array, spec)
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (UnicodeDecodeError, ValueError) as err:   # JSONDecodeError, and integers of over 4300 digits
         raise RequestError(f"body is not JSON: {err}") from None
+    except RecursionError:
+        raise RequestError("body is not JSON this server reads: nested too deeply") from None
     if not isinstance(data, dict) or ("pcm" in data) == ("features" in data):
         raise RequestError('JSON body must be an object with either "pcm" or "features"')
     if "features" in data:
@@ -124,9 +131,15 @@ def parse_request(body: bytes, content_type: str, spec: FeatureSpec, *,
 
 
 def _check_rate(rate: int) -> None:
-    low, high = SAMPLE_RATES
-    if not low <= rate <= high:
-        raise RequestError(f"sample rate {rate} Hz is outside {low}..{high} Hz")
+    try:
+        audio.check_rate(rate, "request")
+    except audio.AudioError as err:
+        raise RequestError(str(err).removeprefix("request: ")) from None
+
+
+def _check_batch(clips: int) -> None:
+    if clips > MAX_BATCH:
+        raise TooLarge(f"{clips} clips in one request; send at most {MAX_BATCH}")
 
 
 def _check_duration(samples: int, rate: int, max_clip_seconds: float) -> None:
@@ -137,8 +150,11 @@ def _check_duration(samples: int, rate: int, max_clip_seconds: float) -> None:
 
 def _array(value, key: str, dtype) -> np.ndarray:
     try:
-        array = np.asarray(value, dtype=dtype)
-    except (ValueError, TypeError):
+        raw = np.asarray(value)
+        if raw.dtype.kind not in "iuf":   # true/false, strings, ragged lists
+            raise ValueError
+        array = raw.astype(dtype)
+    except (ValueError, TypeError, OverflowError):
         raise RequestError(f'"{key}" must be a (nested) list of numbers of equal lengths') from None
     if array.size == 0:
         raise RequestError(f'"{key}" is empty')
@@ -149,6 +165,7 @@ def _pcm_features(pcm: np.ndarray, rate: int, spec: FeatureSpec, max_clip_second
     """int16 PCM (samples,) or (batch, samples) at `rate` to features."""
     if pcm.ndim not in (1, 2) or pcm.shape[-1] == 0 or pcm.size == 0:
         raise RequestError(f"PCM must be (samples,) or (batch, samples), got shape {pcm.shape}")
+    _check_batch(pcm.shape[0] if pcm.ndim == 2 else 1)
     _check_rate(rate)
     _check_duration(pcm.shape[-1], rate, max_clip_seconds)
     clips = pcm.reshape(-1, pcm.shape[-1])
@@ -171,9 +188,13 @@ def _check_features(array: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     if array.ndim != 3 or tuple(array.shape[1:]) != spec.shape or array.shape[0] == 0:
         raise RequestError(f"features of shape {shape}: expected (batch, {spec.num_frames}, "
                            f"{spec.num_coefficients}) or ({spec.num_frames}, {spec.num_coefficients})")
+    _check_batch(array.shape[0])
+    # Checked as the model gets them: 1e300 is finite in float64, not in float32.
+    with np.errstate(over="ignore"):
+        array = array.astype(np.float32)
     if not np.all(np.isfinite(array)):
-        raise RequestError("features hold NaN or infinite values")
-    return array.astype(np.float32)
+        raise RequestError("features hold NaN or infinite values (as float32)")
+    return array
 
 
 def model_input(feats: np.ndarray) -> np.ndarray:

@@ -12,6 +12,8 @@ models/model_int8.tflite, the numbers the microcontroller computes.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from keyspot.features import FeatureSpec
@@ -24,12 +26,14 @@ class ModelError(ValueError):
 class TFLiteRunner:
     """Calls with (batch, frames, coefficients, 1) float32, returns (batch, n_labels) probabilities.
 
-    Not thread-safe: one per worker process, as `keyspot serve` runs it.
+    One per worker process, as `keyspot serve` runs it; the worker's threads
+    take turns at the interpreter (a lock), which holds one input at a time.
     """
 
     def __init__(self, model: bytes, spec: FeatureSpec, num_threads: int = 1):
         from ai_edge_litert.interpreter import Interpreter
 
+        self.lock = threading.Lock()
         try:
             self.interpreter = Interpreter(model_content=model, num_threads=num_threads)
             self.interpreter.allocate_tensors()
@@ -55,8 +59,9 @@ class TFLiteRunner:
             x = example[None]
             if self.quantized:
                 x = np.clip(np.round(x / in_scale) + in_zero, -128, 127).astype(np.int8)
-            self.interpreter.set_tensor(self.input["index"], x)
-            self.interpreter.invoke()
-            y = self.interpreter.get_tensor(self.output["index"])[0]
-            rows.append((y.astype(np.float32) - out_zero) * out_scale if self.quantized else y.copy())
+            with self.lock:
+                self.interpreter.set_tensor(self.input["index"], x)
+                self.interpreter.invoke()
+                y = self.interpreter.get_tensor(self.output["index"])[0].copy()
+            rows.append((y.astype(np.float32) - out_zero) * out_scale if self.quantized else y)
         return np.stack(rows)

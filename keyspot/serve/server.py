@@ -1,26 +1,30 @@
 """`keyspot serve`: the model behind gunicorn, on the SageMaker container's port.
 
 gunicorn's pre-fork model: one arbiter process, `workers` worker processes,
-each with its own interpreter, sync workers (one request at a time each, no
-threads to share the interpreter between). The model is resolved, converted
-when needed and checked once in the arbiter; every worker then builds its
+each with its own interpreter and THREADS threads that take turns at it.
+Threads, so that a client that sends its body slowly (each request has
+keyspot.serve.app.BODY_TIMEOUT_S to send it) holds one thread, not a whole
+worker, and `/ping` keeps answering. The model is resolved, converted when
+needed and checked once in the arbiter; every worker then builds its
 interpreter from those bytes after the fork.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
-from gunicorn.workers.sync import SyncWorker
+from gunicorn.workers.gthread import ThreadWorker
 
 from keyspot.features import FeatureSpec
 from keyspot.serve import app as app_mod
@@ -113,9 +117,11 @@ def check_port(host: str, port: int) -> None:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
+        except socket.gaierror as err:
+            raise ServeError(f"cannot listen on {host}:{port}: {err.strerror}; check --host") from None
         except OSError as err:
-            raise ServeError(f"cannot listen on {host}:{port}: {err.strerror}; "
-                             "pick another with --port") from None
+            fix = "pick another with --port" if err.errno == errno.EADDRINUSE else "check --host and --port"
+            raise ServeError(f"cannot listen on {host}:{port}: {err.strerror}; {fix}") from None
 
 
 def _write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
@@ -125,20 +131,25 @@ def _write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     gunicorn_util.write_nonblock(sock, head + body)
 
 
-class JsonErrorWorker(SyncWorker):
-    """A sync worker that answers HTTP it cannot parse (a bad request line, header or
+THREADS = 8
+_error_page = threading.Lock()
+
+
+class JsonErrorWorker(ThreadWorker):
+    """A threaded worker that answers HTTP it cannot parse (a bad request line, header or
     Content-Length) in JSON, as the app answers everything else; gunicorn itself
     answers those, before the app sees them, with an HTML page."""
 
     def handle_error(self, req, client, addr, exc):
-        # gunicorn writes that page through gunicorn.util.write_error; a sync worker
-        # handles one request at a time, so swapping it for this call is safe.
-        html_writer = gunicorn_util.write_error
-        gunicorn_util.write_error = _write_json_error
-        try:
-            super().handle_error(req, client, addr, exc)
-        finally:
-            gunicorn_util.write_error = html_writer
+        # gunicorn writes that page through gunicorn.util.write_error; the swap
+        # is held by one thread at a time, and only error pages go through it.
+        with _error_page:
+            html_writer = gunicorn_util.write_error
+            gunicorn_util.write_error = _write_json_error
+            try:
+                super().handle_error(req, client, addr, exc)
+            finally:
+                gunicorn_util.write_error = html_writer
 
 
 class Server(BaseApplication):
@@ -152,6 +163,10 @@ class Server(BaseApplication):
             "bind": f"[{o.host}]:{o.port}" if ":" in o.host else f"{o.host}:{o.port}",
             "workers": o.workers or os.cpu_count() or 1,
             "worker_class": JsonErrorWorker,
+            "threads": THREADS,
+            # One request per connection, as with sync workers: a request whose
+            # body was refused unread is not followed by a wait for the rest of it.
+            "keepalive": 0,
             "timeout": o.timeout_s,
             "graceful_timeout": 10,
             "proc_name": "keyspot-serve",
@@ -178,6 +193,8 @@ def serve(options: Options) -> None:
     """Run until SIGINT/SIGTERM. Raises ServeError before starting if it cannot."""
     if options.max_body_bytes < 1 or options.max_clip_seconds <= 0 or options.workers < 0:
         raise ServeError("--max-body-bytes and --max-clip-seconds must be positive, --workers at least 0")
+    if not 0 <= options.port <= 65535:
+        raise ServeError(f"--port {options.port}: a port is 0..65535")
     check_port(options.host, options.port)
     spec, model, description = load_model(options)
     print(f"keyspot serve: {description}; labels {', '.join(spec.labels)}", file=sys.stderr)
