@@ -492,19 +492,21 @@ def test_slow_clients_do_not_starve_ping(server):
     threads = [threading.Thread(target=slow) for _ in range(SLOW_CLIENTS)]
     for t in threads:
         t.start()
-    worst, deadline = 0.0, time.monotonic() + BODY_TIMEOUT_S + 2
+    begin = time.monotonic()
+    pings, deadline = [], begin + BODY_TIMEOUT_S + 2
     while time.monotonic() < deadline:
         t0 = time.monotonic()
         assert server.request("GET", "/ping")[0] == 200
-        worst = max(worst, time.monotonic() - t0)
+        pings.append((t0 - begin, time.monotonic() - t0))
         time.sleep(0.1)
+    worst = max(took for _, took in pings)
     for t in threads:
         t.join(timeout=30)
     for s in sockets:
         s.close()
     print(f"\n/ping under {SLOW_CLIENTS} slow clients: slowest answer {worst * 1000:.0f} ms; replies "
           f"{sorted({r.split(b' ')[1].decode() for r in replies if r})}")
-    assert worst < 1.0
+    assert worst < 1.0, [(round(at, 2), round(took, 3)) for at, took in pings if took > 0.2]
     assert len(replies) == SLOW_CLIENTS and all(r.startswith(b"HTTP/1.1 408") for r in replies), replies
 
 
