@@ -467,7 +467,7 @@ def test_a_bad_chunk_size_is_a_400(server):
     json.loads(reply.split(b"\r\n\r\n", 1)[1])
 
 
-SLOW_CLIENTS = 2
+SLOW_CLIENTS = 4
 
 
 def test_slow_clients_do_not_starve_ping(server):
