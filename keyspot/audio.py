@@ -60,10 +60,10 @@ def read_file(path: str | Path) -> bytes:
 
 
 def check_wav(f: BinaryIO, size: int, name: str) -> None:
-    """A RIFF/WAVE file's chunks lie inside its `size` bytes: a cut fmt chunk, or
-    a data chunk shorter than it declares (a truncated download or copy), is
-    an AudioError; decoders would read what is there without a word. Other
-    formats pass (their decoder checks them). Reads the chunk headers only."""
+    """A RIFF/WAVE file whose data chunk is shorter than it declares (a
+    truncated download or copy) is an AudioError: decoders read what is there
+    without a word. A header broken otherwise is left to the decoder, which
+    refuses it; other formats pass. Reads the chunk headers only."""
     f.seek(0)
     head = f.read(12)
     if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
@@ -75,20 +75,13 @@ def check_wav(f: BinaryIO, size: int, name: str) -> None:
         chunk, length = header[:4], struct.unpack("<I", header[4:])[0]
         body = pos + 8
         if chunk == b"fmt ":
-            if length < 16 or body + length > size:
-                raise AudioError(f"{name}: not readable audio (truncated: the fmt chunk is cut short)")
-            seen_fmt = True
+            seen_fmt = body + length <= size
         elif chunk == b"data":
-            if not seen_fmt:
-                raise AudioError(f"{name}: not readable audio (no fmt chunk before the data)")
-            if length not in _UNKNOWN_SIZES and body + length > size:
+            if seen_fmt and length not in _UNKNOWN_SIZES and body + length > size:
                 raise AudioError(f"{name}: not readable audio (truncated: the data chunk declares "
                                  f"{length} bytes, {size - body} are there)")
             return
         pos = body + length + (length & 1)
-    if not seen_fmt:
-        raise AudioError(f"{name}: not readable audio (truncated: no complete fmt chunk)")
-    raise AudioError(f"{name}: not readable audio (truncated: no data chunk)")
 
 
 def check_rate(rate: int, name: str) -> None:
@@ -173,6 +166,8 @@ def pcm16_mono(data: bytes) -> tuple[np.ndarray, int] | None:
         chunk, size = data[pos:pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
         body = pos + 8
         if chunk == b"fmt " and size >= 16:
+            if body + 16 > len(data):
+                return None   # a cut fmt chunk: the decoder says what is wrong
             fmt = struct.unpack_from("<HHIIHH", data, body)
         elif chunk == b"data":
             if fmt is None or fmt[0] != 1 or fmt[1] != 1 or fmt[5] != 16:

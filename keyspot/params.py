@@ -304,7 +304,9 @@ def _at_least(low):
 _POSITIVE = _Range(low=0, low_open=True)
 # Each number's range; a list or pair key applies to every element. Checked on
 # every load (`keyspot compose`, and each stage before it does any work). Keys
-# with a message of their own are checked in _check.
+# with a message of their own are checked in _check; deploy.* and sagemaker.*
+# where they are used (keyspot/deploy, keyspot/sagemaker_jobs), so that they
+# never stop a local run.
 _RANGES = {
     "seed": _at_least(0),
     "dataset.sample_rate": _Range(8000, 384000),
@@ -344,15 +346,6 @@ _RANGES = {
     "train.augment.freq_mask_bins": _at_least(0),
     "quantize.calibration_samples": _at_least(1),
     "quantize.arena_headroom": _at_least(1),
-    "deploy.instance_count": _at_least(1),
-    "deploy.serverless_memory_mb": _Range(1024, 6144),
-    "deploy.serverless_max_concurrency": _Range(1, 200),
-    "deploy.wait_minutes": _at_least(1),
-    "sagemaker.instance_count": _at_least(1),
-    "sagemaker.volume_gb": _at_least(1),
-    "sagemaker.max_runtime_s": _at_least(1),
-    "sagemaker.spot.max_wait_s": _at_least(0),
-    "sagemaker.poll_s": _at_least(1),
 }
 # Pairs that are [low, high]: the first must not exceed the second.
 _ORDERED_PAIRS = ("dataset.speed_range", "dataset.pitch_range", "dataset.gain_db_range",

@@ -252,6 +252,7 @@ def outs(ws: Path, stage: str) -> dict[str, bytes]:
     declared = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["outs"]
     files = {}
     for out in declared:
+        out = out if isinstance(out, str) else next(iter(out))   # `- path: {persist: true}`
         path = ws / out
         files |= ({f"{out}/{k}": v for k, v in tree(path).items()} if path.is_dir() else {out: path.read_bytes()})
     return files
