@@ -152,6 +152,33 @@ def staged_dir(path: Path | str):
         shutil.rmtree(old)
 
 
+def install_together(moves: dict[Path, Path]) -> None:
+    """Move each staged file or folder (key) over its destination (value) as
+    one set: every destination is renamed aside first, then each staged one
+    renamed in, then the old ones removed. Renames only, so the window in
+    which a kill leaves a mixed set is a few system calls long; an exception
+    puts the previous set back."""
+    aside: dict[Path, Path] = {}
+    placed: list[Path] = []
+    try:
+        for dest in moves.values():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.exists():
+                aside[dest] = dest.with_name(f".{dest.name}.{os.getpid()}.old")
+                os.replace(dest, aside[dest])
+        for src, dest in moves.items():
+            os.replace(src, dest)
+            placed.append(dest)
+    except BaseException:
+        for dest in placed:
+            shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
+        for dest, old in aside.items():
+            os.replace(old, dest)
+        raise
+    for old in aside.values():
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+
+
 def clear_stale(path: Path | str) -> None:
     """Remove the temporary siblings a killed run of `staged_dir` left."""
     path = Path(path)

@@ -4,9 +4,9 @@ Each epoch sees freshly augmented training clips (keyspot/augment.py); the
 learning rate follows a cosine decay; training stops early when validation
 accuracy has not improved for `train.patience` epochs, and the best epoch on
 validation is the model. Class imbalance is evened out with inverse-frequency
-class weights. Outputs are written only when training completes, each
-atomically, so a killed run leaves the previous models in place and the
-next run starts cleanly.
+class weights. Outputs are written only when training completes, as one
+set, so a killed run leaves the previous models in place and the next run
+starts cleanly.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,30 @@ class EpochData:
         return x[..., None], self.y[order]
 
 
+# models/.train.*: where a run stages its outputs before installing them.
+STAGING = "train"
+
+
+def write_outputs(model, history: list[dict], summary: dict, models_dir: Path, reports_dir: Path) -> None:
+    """The Keras model, its SavedModel and the reports, written aside and then
+    installed as one set: until then (a kill included) the previous set
+    stays in place, which is why dvc.yaml persists train's outputs."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    artifacts.clear_stale(models_dir / STAGING)
+    for name in ("model.keras", "saved_model"):
+        artifacts.clear_stale(models_dir / name)
+    artifacts.clear_stale(reports_dir)
+    with tempfile.TemporaryDirectory(dir=models_dir, prefix=f".{STAGING}.") as tmp:
+        tmp = Path(tmp)
+        keras_files.save_keras(model, tmp / "model.keras")
+        keras_files.export_saved_model_in_fresh_process(tmp / "model.keras", tmp / "saved_model")
+        artifacts.write_text(tmp / "reports" / "history.csv", _history_csv(history))
+        artifacts.write_json(tmp / "reports" / "summary.json", summary)
+        artifacts.install_together({tmp / "model.keras": models_dir / "model.keras",
+                                    tmp / "saved_model": models_dir / "saved_model",
+                                    tmp / "reports": reports_dir})
+
+
 def run(params, features_dir: Path, models_dir: Path, reports_dir: Path,
         raw_dir: Path = Path("data/raw"), checkpoint_dir: Path | None = None) -> dict:
     """Train, keep the best epoch, write the models and reports. With
@@ -162,18 +187,12 @@ def run(params, features_dir: Path, models_dir: Path, reports_dir: Path,
         model.set_weights(best["weights"])
 
         models_dir, reports_dir = Path(models_dir), Path(reports_dir)
-        models_dir.mkdir(parents=True, exist_ok=True)
-        keras_path = models_dir / "model.keras"
-        keras_files.save_keras(model, keras_path)
-        keras_files.export_saved_model_in_fresh_process(keras_path, models_dir / "saved_model")
-
         summary = {"model": params.model.name, "best_epoch": best["epoch"], "epochs_run": len(history),
                    "best_val_accuracy": round(best["val_accuracy"], 6),
                    "params": int(model.count_params()), "macs": models.count_macs(model),
                    "train_examples": int(len(data.y)), "val_examples": int(len(y_val))}
-        with artifacts.staged_dir(reports_dir) as tmp:
-            artifacts.write_text(tmp / "history.csv", _history_csv(history))
-            artifacts.write_json(tmp / "summary.json", summary)
+        write_outputs(model, history, summary, models_dir, reports_dir)
+        keras_path = models_dir / "model.keras"
 
         mlflow.set_tag(tracking.MODEL_HASH_TAG, tracking.file_sha256(keras_path))
         mlflow.log_metrics({"best_val_accuracy": best["val_accuracy"], "best_epoch": best["epoch"],

@@ -99,8 +99,8 @@ def test_a_failed_export_keeps_the_folder_byte_for_byte(export_inputs, tmp_path)
 def test_dvc_keeps_the_outputs_a_failed_or_killed_stage_would_lose():
     """DVC deletes a stage's outputs before running it unless they persist:
     the committed generated folder persists, as no DVC cache could bring it
-    back. train's outputs do not (DVC's run cache skips stages with persistent
-    outputs); `dvc checkout` restores them from the cache."""
+    back, and so do train's outputs, which train installs as one set only
+    when it completes (tests/test_train.py kills one mid-epoch)."""
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
     def persisted(stage):
@@ -108,7 +108,45 @@ def test_dvc_keeps_the_outputs_a_failed_or_killed_stage_would_lose():
                 and next(iter(o.values())).get("persist")}
 
     assert persisted("c-export") == {"${export.out_dir}"}
-    assert all(not persisted(stage) for stage in stages if stage != "c-export")
+    assert persisted("train") == {"models/model.keras", "models/saved_model",
+                                  "reports/train/summary.json", "reports/train/history.csv"}
+    assert all(not persisted(stage) for stage in stages if stage not in ("c-export", "train"))
+
+
+def _install_set(root: Path, tag: str) -> dict[Path, Path]:
+    staged = root / f"staged-{tag}"
+    (staged / "saved_model").mkdir(parents=True)
+    (staged / "model.keras").write_text(tag)
+    (staged / "saved_model" / "saved_model.pb").write_text(tag)
+    return {staged / "model.keras": root / "models" / "model.keras",
+            staged / "saved_model": root / "models" / "saved_model"}
+
+
+def test_train_outputs_are_installed_as_one_set_or_not_at_all(tmp_path, monkeypatch):
+    """What train writes replaces the previous model, SavedModel and reports
+    together; a failure half-way puts every previous one back."""
+    from keyspot import artifacts
+
+    artifacts.install_together(_install_set(tmp_path, "old"))
+    before = _tree(tmp_path / "models")
+    replace = os.replace
+
+    def fail_on_the_second_install(src, dest):
+        if Path(src) == tmp_path / "staged-new" / "saved_model":   # model.keras is in by then
+            raise OSError("disk full")
+        replace(src, dest)
+
+    monkeypatch.setattr(artifacts.os, "replace", fail_on_the_second_install)
+    with pytest.raises(OSError, match="disk full"):
+        artifacts.install_together(_install_set(tmp_path, "new"))
+    monkeypatch.setattr(artifacts.os, "replace", replace)
+    assert _tree(tmp_path / "models") == before
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["model.keras", "saved_model"]
+
+    artifacts.install_together(_install_set(tmp_path, "newer"))
+    assert (tmp_path / "models" / "model.keras").read_text() == "newer"
+    assert (tmp_path / "models" / "saved_model" / "saved_model.pb").read_text() == "newer"
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["model.keras", "saved_model"]
 
 
 def _git_status(root: Path, env) -> str:

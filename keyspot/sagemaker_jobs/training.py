@@ -26,8 +26,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -83,14 +81,8 @@ def request(settings: config.Settings, name: str, channels: dict[str, str], code
     }
 
 
-def _swap_folder(src: Path, dest: Path) -> None:
-    with artifacts.staged_dir(dest) as staged:
-        for child in sorted(src.iterdir()):
-            shutil.move(str(child), str(staged / child.name))
-
-
 def install_outputs(store: Store, described: dict, models_dir: Path, reports_dir: Path) -> None:
-    """The job's model.tar.gz and output.tar.gz, put where train.run writes, each output atomically."""
+    """The job's model.tar.gz and output.tar.gz, put where train.run writes, as one set."""
     model_uri = described["ModelArtifacts"]["S3ModelArtifacts"]
     output_uri = model_uri.rsplit("/", 1)[0] + "/output.tar.gz"
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -104,9 +96,9 @@ def install_outputs(store: Store, described: dict, models_dir: Path, reports_dir
         missing = [p.relative_to(tmp).as_posix() for p in expected if not p.is_file()]
         if missing:
             raise JobError(f"{model_uri} and {output_uri} lack {', '.join(missing)}; see the job's logs")
-        os.replace(model / "model.keras", models_dir / "model.keras")
-        _swap_folder(model / "saved_model", models_dir / "saved_model")
-        _swap_folder(output / "train", reports_dir)
+        artifacts.install_together({model / "model.keras": models_dir / "model.keras",
+                                    model / "saved_model": models_dir / "saved_model",
+                                    output / "train": reports_dir})
 
 
 def log_to_mlflow(mlflow, models_dir: Path, reports_dir: Path, summary: dict, described: dict) -> None:
