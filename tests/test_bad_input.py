@@ -479,6 +479,47 @@ def test_the_server_answers_bad_bodies_with_4xx_json(server, case):
     assert server.request("GET", "/ping")[0] == 200
 
 
+def _workers_rss_mib(arbiter: int) -> float:
+    """Resident memory of the server's worker processes (the arbiter's children), from /proc."""
+    total_kib = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == arbiter:   # the field after the state is the parent's pid
+                status = (stat.parent / "status").read_text()
+                total_kib += int(status.split("VmRSS:")[1].split()[0])
+        except (OSError, IndexError, ValueError):
+            continue   # a process that ended while it was read
+    return total_kib / 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads worker memory from Linux's /proc")
+def test_the_batch_cap_bounds_worker_memory(server):
+    """20,000 one-sample clips once took 16.8 s and 5.96 GB of worker RSS, and
+    the worker kept 651 MB. Refused now, as is a batch over the cap; the
+    largest allowed batch answers, and the workers stay near where they were."""
+    import numpy as np
+
+    from keyspot.serve.handler import MAX_BATCH
+
+    for _ in range(4):   # every worker past its first inference
+        assert server.request("POST", "/invocations", _npy(np.zeros((1, 16000), np.int16)), "application/x-npy")[0] == 200
+    before = _workers_rss_mib(server.proc.pid)
+    start = time.monotonic()
+    refused = server.request("POST", "/invocations", _npy(np.zeros((20000, 1), np.int16)), "application/x-npy")
+    over = server.request("POST", "/invocations", _npy(np.zeros((MAX_BATCH + 1, 16000), np.int16)),
+                          "application/x-npy")
+    largest = server.request("POST", "/invocations", _npy(np.zeros((MAX_BATCH, 16000), np.int16)),
+                             "application/x-npy")
+    took = time.monotonic() - start
+    after = _workers_rss_mib(server.proc.pid)
+    print(f"\nworkers' RSS {before:.0f} MiB before, {after:.0f} MiB after a refused 20,000-clip batch, a refused "
+          f"{MAX_BATCH + 1}-clip one and an answered {MAX_BATCH}-clip one ({took:.2f} s)")
+    assert (refused[0], over[0], largest[0]) == (413, 413, 200)
+    assert len(json.loads(largest[1])["predictions"]) == MAX_BATCH
+    assert after - before < 100, (before, after)
+
+
 def _raw(port: int, head: bytes, body: bytes = b"", wait: float = 30.0) -> bytes:
     import socket
 
@@ -545,13 +586,10 @@ def test_slow_clients_do_not_starve_ping(server):
     print(f"\n/ping under {SLOW_CLIENTS} slow clients: slowest answer {worst * 1000:.0f} ms; replies "
           f"{sorted({r.split(b' ')[1].decode() for r in replies if r})}")
     # A worker stalled by a slow client held /ping until the worker timeout
-    # (29.8 s, then a 500). Now /ping answers at once nearly always; while the
-    # slow requests time out together one answer has taken up to 4 s on a
-    # loaded 2-core machine, which is why the bound here is the body timeout
-    # plus 2 s and not the 1 s aimed for.
+    # (29.8 s, then a 500); later, gunicorn's lingering close of each 408'd
+    # connection held it 2 s per slow client (JsonErrorWorker.handle).
     late = [(round(at, 2), round(took, 3)) for at, took in pings if took > 1.0]
-    assert worst < BODY_TIMEOUT_S + 2, late
-    assert sorted(took for _, took in pings)[len(pings) // 2] < 0.1, late
+    assert not late, late
     assert len(replies) == SLOW_CLIENTS and all(r.startswith(b"HTTP/1.1 408") for r in replies), replies
 
 

@@ -140,6 +140,17 @@ class JsonErrorWorker(ThreadWorker):
     Content-Length) in JSON, as the app answers everything else; gunicorn itself
     answers those, before the app sees them, with an HTML page."""
 
+    def handle(self, conn):
+        # A connection that ends here is closed "gracefully": gunicorn half-closes
+        # it and reads until the client hangs up, for up to 2 s, and does that on
+        # the worker's main thread, the one that accepts. Slow clients answered
+        # 408 that keep their sockets open held /ping for 2 s each. Closing in
+        # this request thread instead leaves the main thread's close a no-op.
+        result = super().handle(conn)
+        if result is False:
+            conn.close(graceful=True)
+        return result
+
     def handle_error(self, req, client, addr, exc):
         # gunicorn writes that page through gunicorn.util.write_error; the swap
         # is held by one thread at a time, and only error pages go through it.
