@@ -402,6 +402,14 @@ def test_a_folder_dataset_skips_each_bad_file_with_its_reason(tmp_path):
     manifest = (tmp_path / "raw/manifest.csv").read_text(encoding="utf-8")
     assert "caf\\xe9" in manifest   # its speaker, printable
 
+    # reports/data.json names every skipped file relative to the dataset root,
+    # and carries no path of this machine (it is a DVC metric, compared across machines).
+    from keyspot.data import report
+
+    data = report.build(summary, params.dataset, tmp_path / "raw")
+    assert {e["path"] for e in data["skipped"]} >= {f"yes/{name}" for name in expected}
+    assert str(tmp_path) not in json.dumps(data) and str(root) not in json.dumps(data)
+
 
 @pytest.mark.slow
 def test_predict_names_each_bad_file_lists_it_in_json_and_goes_on(pipeline, tmp_path):
