@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keyspot import artifacts
+from keyspot import artifacts, features
 from keyspot.features import FeatureSpec
 
 
@@ -78,10 +78,9 @@ def run(params, model_path: Path, features_dir: Path, metrics_path: Path, eval_d
     import keras
 
     from keyspot import models, tracking
-    from keyspot.train import load_split
 
     spec = FeatureSpec.load(Path(features_dir) / "spec.json")
-    x, y = load_split(features_dir, "test")
+    x, y = features.load_split(features_dir, "test")
     model = keras.models.load_model(model_path)
     probabilities = model.predict(x, batch_size=256, verbose=0)
     predicted = probabilities.argmax(axis=1)

@@ -225,3 +225,13 @@ def spec_from_params(features, sample_rate: int, clip_seconds: float,
         log_floor=features.log_floor,
         labels=tuple(labels),
     )
+
+
+def load_split(features_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """One split of data/features: the features with a channel axis, and the class ids."""
+    path = Path(features_dir) / f"{split}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return data["x"][..., None], data["y"]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: missing; run `dvc repro features`") from None

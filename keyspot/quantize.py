@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keyspot import artifacts
+from keyspot import artifacts, features
 from keyspot.features import FeatureSpec
 
 
@@ -132,11 +132,10 @@ def run(params, model_path: Path, saved_model_dir: Path, features_dir: Path,
     import keras
 
     from keyspot import tracking
-    from keyspot.train import load_split
 
     spec = FeatureSpec.load(Path(features_dir) / "spec.json")
-    x_train, _ = load_split(features_dir, "train")
-    x_test, y_test = load_split(features_dir, "test")
+    x_train, _ = features.load_split(features_dir, "train")
+    x_test, y_test = features.load_split(features_dir, "test")
     rng = np.random.default_rng(params.seed)
     pick = rng.choice(len(x_train), size=min(params.quantize.calibration_samples, len(x_train)),
                       replace=False)

@@ -23,15 +23,6 @@ from keyspot import artifacts, augment, checkpoint, features, keras_files
 from keyspot.features import FeatureSpec
 
 
-def load_split(features_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    path = Path(features_dir) / f"{split}.npz"
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return data["x"][..., None], data["y"]
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: missing; run `dvc repro features`") from None
-
-
 def make_deterministic(seed: int) -> None:
     """Same seed, same weights: seeded RNGs and deterministic TF kernels."""
     os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
@@ -136,7 +127,7 @@ def run(params, features_dir: Path, models_dir: Path, reports_dir: Path,
 
     spec = FeatureSpec.load(Path(features_dir) / "spec.json")
     data = EpochData(params, spec, features_dir, raw_dir)
-    x_val, y_val = load_split(features_dir, "val")
+    x_val, y_val = features.load_split(features_dir, "val")
     num_labels = len(spec.labels)
     weights = class_weights(data.y, num_labels, params.train.class_weight_power)
     val = (x_val, keras.utils.to_categorical(y_val, num_labels))
