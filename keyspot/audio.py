@@ -18,8 +18,10 @@ import numpy as np
 import soundfile
 from scipy.signal import resample_poly
 
+from keyspot.errors import UserError
 
-class AudioError(ValueError):
+
+class AudioError(UserError, ValueError):
     """A file or request body is not decodable audio."""
 
 

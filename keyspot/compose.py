@@ -10,8 +10,10 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
+from keyspot.errors import UserError
 
-class ComposeError(ValueError):
+
+class ComposeError(UserError, ValueError):
     """An override names no key or group of conf/, or cannot be parsed."""
 
 

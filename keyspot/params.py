@@ -15,11 +15,13 @@ from pathlib import Path
 
 from ruamel.yaml import YAML, YAMLError
 
+from keyspot.errors import UserError
+
 PARAMS_FILE = Path("params.yaml")
 RECOGNIZER_MAX_RESULTS = 64   # KEYSPOT_RECOGNIZER_MAX_RESULTS in firmware/core/recognizer.h
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError, ValueError):
     """A params.yaml key is missing, unknown or of the wrong type."""
 
 

@@ -9,12 +9,10 @@ deploy exits 2 with the reason and leaves the previous reports/deploy.json.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from keyspot import artifacts, redact
-from keyspot import params as params_mod
-from keyspot.deploy import DeployError, package
+from keyspot import artifacts, params, stage
+from keyspot.deploy import package
 from keyspot.features import FeatureSpec
 
 SAVED_MODEL = Path("models/saved_model")
@@ -23,28 +21,22 @@ TARBALL = Path("models/sagemaker/model.tar.gz")
 REPORT = Path("reports/deploy.json")
 
 
-def main() -> int:
-    redact.install()
-    try:
-        params = params_mod.load()
-        if params.deploy.enabled:
-            # Imported only here: a disabled deploy never loads boto3 at all.
-            from keyspot.deploy import sagemaker
+def run() -> None:
+    p = params.load()
+    if p.deploy.enabled:
+        # Imported only here: a disabled deploy never loads boto3 at all.
+        from keyspot.deploy import sagemaker
 
-            sagemaker.check_config(params.deploy)
-        sha256 = package.build(SAVED_MODEL, SPEC, TARBALL)
-        report = {"enabled": params.deploy.enabled, "model_data": TARBALL.as_posix(),
-                  "sha256": sha256, "endpoint": None}
-        if params.deploy.enabled:
-            endpoint = sagemaker.deploy(TARBALL, sha256, params.deploy, FeatureSpec.load(SPEC))
-            report["model_data"] = endpoint["model_data"]
-            report["endpoint"] = endpoint
-    except (params_mod.ParamsError, DeployError) as err:
-        print(f"sagemaker-deploy: {err}", file=sys.stderr)
-        return 2
+        sagemaker.check_config(p.deploy)
+    sha256 = package.build(SAVED_MODEL, SPEC, TARBALL)
+    report = {"enabled": p.deploy.enabled, "model_data": TARBALL.as_posix(),
+              "sha256": sha256, "endpoint": None}
+    if p.deploy.enabled:
+        endpoint = sagemaker.deploy(TARBALL, sha256, p.deploy, FeatureSpec.load(SPEC))
+        report["model_data"] = endpoint["model_data"]
+        report["endpoint"] = endpoint
     artifacts.write_json(REPORT, report)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    stage.main("sagemaker-deploy", run)

@@ -198,7 +198,7 @@ def test_a_failed_c_export_under_dvc_keeps_the_committed_folder_and_the_alias(pi
         run = subprocess.run(["dvc", "exp", "run", "-S", "experiment=smoke", "-S", "train.lr=0.002"],
                              cwd=root, env=env, capture_output=True, text=True)
         assert run.returncode != 0 and "Running stage 'quantize'" in run.stdout, run.stdout[-2000:]
-        assert "c-export: export.out_dir=firmware/psoc6/source/generated: holds notes.txt" in run.stderr
+        assert "c-export: error: export.out_dir=firmware/psoc6/source/generated: holds notes.txt" in run.stderr
         assert _tree(root / GENERATED) == {**before, "notes.txt": _tree(root / GENERATED)["notes.txt"]}
         versions = client.search_model_versions(f"name = '{name}'")
         assert len(versions) >= 2, "quantize registered the new model"

@@ -424,7 +424,7 @@ def test_unsupported_operator_is_refused_by_name(clips, tmp_path, monkeypatch, c
     params = compose(REPO / "conf", ["export.engine=c", "export.out_dir=fw/generated"])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
-    assert _stage().main([]) == 1
+    assert _stage().main([]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert "models/model_int8.tflite" in err and "TANH" in err and "export.engine=tflm" in err

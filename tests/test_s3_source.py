@@ -181,7 +181,7 @@ def test_stage_reports_an_s3_problem_in_one_line(aws, smoke_dict, tmp_path):
     result = subprocess.run([sys.executable, str(repo / "stages" / "fetch.py")], cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": str(repo)}, capture_output=True,
                             text=True, timeout=120)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "fetch: s3://no-such-bucket/data/kws: NoSuchBucket: the bucket does not exist at this endpoint"]
+        "fetch: error: s3://no-such-bucket/data/kws: NoSuchBucket: the bucket does not exist at this endpoint"]
     assert not (tmp_path / "data").exists()

@@ -393,7 +393,7 @@ def test_stage_errors_are_one_line(model_dir, tmp_path):
     work = stage_workdir(model_dir, tmp_path, "deploy.enabled=true")
     result = run_stage(work, offline_env(**{ROLE_ENV: ROLE}))
     assert result.returncode == 2
-    assert result.stderr.startswith("sagemaker-deploy: deploy.bucket is empty")
+    assert result.stderr.startswith("sagemaker-deploy: error: deploy.bucket is empty")
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
     assert not (work / "models/sagemaker").exists()
 

@@ -327,8 +327,8 @@ def test_stage_fetches_from_the_configured_server(composed, server, tmp_path):
 
 def test_stage_reports_a_checksum_mismatch_in_one_line(composed, server, tmp_path):
     result = _stage(tmp_path, composed, base_url=f"{server.url}/data", cache_dir=str(tmp_path / "cache"))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("fetch: ") and "speech_commands_v0.02.tar.gz: SHA-256" in last
+    assert last.startswith("fetch: error: ") and "speech_commands_v0.02.tar.gz: SHA-256" in last
     assert not (tmp_path / "data").exists()

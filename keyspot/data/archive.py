@@ -22,8 +22,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from keyspot.errors import UserError
 
-class ArchiveError(RuntimeError):
+
+class ArchiveError(UserError, RuntimeError):
     """The archive cannot be read (truncated, not a tar, bad compression)."""
 
 

@@ -22,12 +22,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from keyspot.errors import UserError
+
 CHUNK = 1 << 20
 USER_AGENT = "keyspot"
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """The file could not be fetched: unreachable, refused, or cut off too often."""
 
 

@@ -52,6 +52,7 @@ from tqdm import tqdm
 from keyspot import artifacts, audio
 from keyspot.data.manifest import SPLITS, Row, counts_table, write_manifest
 from keyspot.data.report import SourceFile
+from keyspot.errors import UserError
 from keyspot.params import ParamsError
 
 UNKNOWN = "_unknown_"
@@ -62,7 +63,7 @@ CHUNK = 8   # files per task: few enough to spread, enough to amortise the hand-
 CLASS_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.'-]*$")
 
 
-class FolderError(RuntimeError):
+class FolderError(UserError, RuntimeError):
     """The dataset's files could not be turned into a usable data/raw."""
 
 

@@ -40,6 +40,7 @@ from keyspot import artifacts, audio
 from keyspot.data import archive, download
 from keyspot.data.manifest import SPLITS, Row, counts_table, write_manifest
 from keyspot.data.report import SourceFile
+from keyspot.errors import UserError
 from keyspot.params import ParamsError
 from keyspot.params import SpeechCommandsDataset as Dataset
 
@@ -88,7 +89,7 @@ SILENCE_GAIN = (0.0, 1.0)
 SKIPPED_SHOWN = 20
 
 
-class DatasetError(RuntimeError):
+class DatasetError(UserError, RuntimeError):
     """The extracted archive is not laid out as Speech Commands, or a split or label ends up empty."""
 
 

@@ -39,6 +39,7 @@ from keyspot import artifacts, audio
 from keyspot.data import tts
 from keyspot.data.manifest import SPLITS, Row, counts_table, write_manifest
 from keyspot.data.report import SourceFile
+from keyspot.errors import UserError
 from keyspot.params import ParamsError
 from keyspot.params import SyntheticDataset as Dataset
 
@@ -61,7 +62,7 @@ BABBLE_TALKER_DB = (-6.0, 0.0)     # level of each talker in the mix
 _LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9'_-]*$")
 
 
-class FetchError(RuntimeError):
+class FetchError(UserError, RuntimeError):
     """Generation finished but left a label or split without clips."""
 
 

@@ -4,6 +4,8 @@
 deploys it and imports boto3, so import it only when deploying.
 """
 
+from keyspot.errors import UserError
 
-class DeployError(RuntimeError):
+
+class DeployError(UserError, RuntimeError):
     """Packaging or deployment cannot go on; the message says what to fix."""

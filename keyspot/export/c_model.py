@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from keyspot import artifacts
+from keyspot.errors import UserError
 from keyspot.export import c_engine, frontend_tables
 from keyspot.export.tflite_model import ModelFileError, ModelInfo, inspect, resolver_method
 from keyspot.features import FeatureSpec
@@ -33,7 +34,7 @@ DEFAULT_RECOGNIZER = Recognizer(average_window_ms=1000, detection_threshold=200,
                                 minimum_count=3)
 
 
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """An input of c-export is missing, malformed or inconsistent with another."""
 
 

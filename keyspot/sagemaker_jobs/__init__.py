@@ -16,10 +16,12 @@ Job side:    contract (the container's paths), train_entry, process_entry;
              keyspot's own code needs.
 """
 
+from keyspot.errors import UserError
 
-class JobError(ValueError):
+
+class JobError(UserError, ValueError):
     """A SageMaker job cannot start or did not succeed; the message says why and
-    what to do. A ValueError, so that stage.main reports it in one line."""
+    what to do; a UserError, so that stage.main reports it in one line."""
 
 
 def printer(stage: str):

@@ -131,13 +131,12 @@ def write_reason(path: Path, message: str) -> None:
 def run(name: str, body: Callable[[], None], reason_file: Path) -> int:
     """Run an entry point's body; on any failure write why to `reason_file`
     (SageMaker shows it as the job's FailureReason or ExitMessage) and return 1."""
-    from keyspot.audio import AudioError
-    from keyspot.params import ParamsError
+    from keyspot.stage import EXPECTED
 
     try:
         body()
         return 0
-    except (ParamsError, AudioError, FileNotFoundError, ValueError) as err:
+    except EXPECTED as err:
         reason = str(err)
     except Exception as err:  # a bug: keep the traceback in the logs
         traceback.print_exc()

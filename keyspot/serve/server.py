@@ -26,13 +26,14 @@ from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
+from keyspot.errors import UserError
 from keyspot.features import FeatureSpec
 from keyspot.serve import app as app_mod
 from keyspot.serve.handler import DEFAULT_MAX_CLIP_SECONDS
 from keyspot.serve.runner import ModelError, TFLiteRunner
 
 
-class ServeError(RuntimeError):
+class ServeError(UserError, RuntimeError):
     """The server cannot start; the message says what to fix."""
 
 
