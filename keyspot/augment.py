@@ -14,8 +14,6 @@ import hashlib
 
 import numpy as np
 
-SILENCE = "_silence_"
-
 
 def rng_for(*key) -> np.random.Generator:
     digest = hashlib.sha256(repr(key).encode()).digest()

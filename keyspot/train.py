@@ -21,6 +21,7 @@ import numpy as np
 
 from keyspot import artifacts, augment, checkpoint, features, keras_files
 from keyspot.features import FeatureSpec
+from keyspot.labels import SILENCE
 
 
 def make_deterministic(seed: int) -> None:
@@ -74,7 +75,7 @@ class EpochData:
         self.augmenting = self.aug.prob > 0
         if self.augmenting:
             self.pcm = load_training_audio(raw_dir, paths, spec)
-            silence = spec.labels.index(augment.SILENCE) if augment.SILENCE in spec.labels else None
+            silence = spec.labels.index(SILENCE) if SILENCE in spec.labels else None
             self.noise = augment.noise_bank(self.pcm, self.y, silence, params.seed)
 
     def epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:

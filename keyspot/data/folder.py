@@ -53,9 +53,9 @@ from keyspot import artifacts, audio
 from keyspot.data.manifest import SPLITS, Row, counts_table, write_manifest
 from keyspot.data.report import SourceFile
 from keyspot.errors import UserError
+from keyspot.labels import UNKNOWN
 from keyspot.params import ParamsError
 
-UNKNOWN = "_unknown_"
 AUDIO_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
                   ".aifc", ".au")
 CHUNK = 8   # files per task: few enough to spread, enough to amortise the hand-over

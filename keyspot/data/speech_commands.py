@@ -41,11 +41,10 @@ from keyspot.data import archive, download
 from keyspot.data.manifest import SPLITS, Row, counts_table, write_manifest
 from keyspot.data.report import SourceFile
 from keyspot.errors import UserError
+from keyspot.labels import SILENCE, UNKNOWN
 from keyspot.params import ParamsError
 from keyspot.params import SpeechCommandsDataset as Dataset
 
-SILENCE = "_silence_"
-UNKNOWN = "_unknown_"
 BACKGROUND = "_background_noise_"
 CACHE_ENV = "KEYSPOT_CACHE"
 

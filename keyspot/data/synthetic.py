@@ -40,11 +40,9 @@ from keyspot.data import tts
 from keyspot.data.manifest import SPLITS, Row, counts_table, write_manifest
 from keyspot.data.report import SourceFile
 from keyspot.errors import UserError
+from keyspot.labels import SILENCE, UNKNOWN
 from keyspot.params import ParamsError
 from keyspot.params import SyntheticDataset as Dataset
-
-SILENCE = "_silence_"
-UNKNOWN = "_unknown_"
 
 TRIM_DB = -40.0                    # below the word's peak counts as silence
 TRIM_MARGIN_S = 0.01               # kept either side of the trimmed word

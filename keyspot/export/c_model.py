@@ -21,6 +21,7 @@ from keyspot.errors import UserError
 from keyspot.export import c_engine, frontend_tables
 from keyspot.export.tflite_model import ModelFileError, ModelInfo, inspect, resolver_method
 from keyspot.features import FeatureSpec
+from keyspot.labels import SILENCE, UNKNOWN
 from keyspot.params import Recognizer
 
 BYTES_PER_LINE = 12  # as `xxd -i`
@@ -28,8 +29,6 @@ FLOATS_PER_LINE = 4
 SOURCES = ("model_data.c", "labels.c", "feature_config.c", "frontend_tables.c")
 # firmware/core/recognizer.h: KEYSPOT_RECOGNIZER_MAX_LABELS, one bit per label in a uint64_t.
 RECOGNIZER_MAX_LABELS = 64
-# The labels the recognizer never reports, by name (keyspot.data: SILENCE, UNKNOWN).
-SILENCE, UNKNOWN = "_silence_", "_unknown_"
 DEFAULT_RECOGNIZER = Recognizer(average_window_ms=1000, detection_threshold=200, suppression_ms=1500,
                                 minimum_count=3)
 

@@ -47,6 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keyspot.labels import SILENCE, UNKNOWN
+
 ICOUNT_SHIFT = 6
 OPTIMISATION = "-O2"   # CFLAGS of both builds, as firmware/core/Makefile defaults to
 CLIPS = 2
@@ -136,7 +138,7 @@ def int8_model(repo: Path, name: str, work: Path, seed: int = 0):
     from keyspot.quantize import convert
 
     params = _params(repo, name)
-    labels = ["_silence_", "_unknown_", *getattr(params.dataset, "keywords", ())]
+    labels = [SILENCE, UNKNOWN, *getattr(params.dataset, "keywords", ())]
     spec = spec_from_params(params.features, params.dataset.sample_rate, params.dataset.clip_seconds, labels)
     spec = FeatureSpec(**{**spec.__dict__, "mean": (0.0,) * spec.num_coefficients,
                           "std": (1.0,) * spec.num_coefficients})
