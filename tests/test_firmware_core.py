@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from board_helpers import write_test_clips
 
 from keyspot import audio, features
 from keyspot.export import ExportError, export, generate
 from keyspot.export.c_model import header_comment
-from keyspot.export.engine_report import write_test_clips
 from keyspot.features import FeatureSpec
 from keyspot.quantize import quantize_input
 

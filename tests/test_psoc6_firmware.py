@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from board_helpers import arena_used, board_image_run, write_test_clips
 from test_firmware_core import _predict
 
 from keyspot import audio
 from keyspot.export import export
-from keyspot.export.engine_report import arena_used, board_image_run, write_test_clips
 from keyspot.features import FeatureSpec
 from keyspot.quantize import quantize_input
 

@@ -124,7 +124,7 @@ $(BUILD)/size.json: $(BUILD)/$(APPNAME).elf size_report.py
 # The same model runner on QEMU's mps2-an386 (Cortex-M4F), with the same
 # TFLite Micro library and generated folder, on the clips in
 # $(CLIPS)/test_clips.c (tests/test_psoc6_firmware.py and
-# keyspot.export.engine_report write them):
+# bench/engine_report.py write them):
 #
 #   make -f gcc.mk qemu CLIPS=dir [GENERATED=dir]   build/qemu/keyspot-qemu.elf
 #   make -f gcc.mk run-qemu CLIPS=dir               build and run it

@@ -2,9 +2,9 @@
 TensorFlow Lite Micro with CMSIS-NN for every registered model, on the same
 Cortex-M4F under QEMU.
 
-    python -m keyspot.export.engine_report                 # every conf/model/*.yaml
-    python -m keyspot.export.engine_report ds_cnn_s cnn    # some of them
-    make -C firmware/core engine-report                    # the same, from the firmware tree
+    python bench/engine_report.py                 # every conf/model/*.yaml
+    python bench/engine_report.py ds_cnn_s cnn    # some of them
+    make -C firmware/core engine-report           # the same, from the firmware tree
 
 Each model is built at its configured size with random weights (sizes and
 instruction counts do not depend on training), converted to int8 as the
@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -49,8 +48,21 @@ import numpy as np
 
 from keyspot.labels import SILENCE, UNKNOWN
 
-ICOUNT_SHIFT = 6
-OPTIMISATION = "-O2"   # CFLAGS of both builds, as firmware/core/Makefile defaults to
+# The board image is built and run as the firmware tests do it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from board_helpers import (  # noqa: E402
+    ICOUNT_SHIFT,
+    OPTIMISATION,
+    BoardError,
+    arena_used,
+    board_image_run,
+    calibrate_random_weights,
+    instructions_per_inference,
+    run_tool,
+    scores_lines,
+    write_test_clips,
+)
+
 CLIPS = 2
 SPARE_ARENA_BYTES = 512 * 1024
 TOOLS = ("make", "arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm")
@@ -84,13 +96,6 @@ class Row:
         return None if self.tflm_arena_bytes is None else 1 - self.engine_ram_bytes / self.tflm_arena_bytes
 
 
-def _run(cmd: list, what: str, **kwargs) -> str:
-    result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kwargs)
-    if result.returncode != 0:
-        raise ReportError(f"{what} failed ({result.returncode}): {(result.stdout + result.stderr)[-2000:]}")
-    return result.stdout
-
-
 def registered_models(repo: Path) -> list[str]:
     return sorted(p.stem for p in (repo / "conf/model").glob("*.yaml"))
 
@@ -100,30 +105,6 @@ def _params(repo: Path, name: str):
     from keyspot.params import from_dict
 
     return from_dict(compose(repo / "conf", [f"model={name}"]))
-
-
-def calibrate_random_weights(model, x: np.ndarray, rng) -> None:
-    """Give an untrained Keras model weights whose layers and scores follow
-    its input as a trained model's do, so that its int8 conversion has
-    sensible ranges: each BatchNorm normalises with the statistics of its
-    input on `x` and draws its scale and offset at random (so the folded
-    per-channel scales differ); the last dense layer sees standardised
-    features. `x`: (examples, frames, coefficients) features."""
-    import keras
-
-    def inputs_of(layer) -> np.ndarray:
-        return keras.Model(model.inputs, layer.input).predict(x[..., None], verbose=0)
-
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            a = inputs_of(layer).reshape(-1, layer.gamma.shape[0])
-            n = a.shape[1]
-            layer.set_weights([rng.uniform(0.5, 2.0, n), rng.normal(0, 0.5, n), a.mean(0), a.var(0) + 1e-3])
-    last = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)][-1]
-    f = inputs_of(last).reshape(len(x), -1)
-    mean, std = f.mean(0), np.maximum(f.std(0), 1e-3)
-    kernel = rng.normal(0, 3 / np.sqrt(f.shape[1]), (f.shape[1], last.units)) / std[:, None]
-    last.set_weights([kernel, -mean @ kernel])
 
 
 def int8_model(repo: Path, name: str, work: Path, seed: int = 0):
@@ -142,6 +123,7 @@ def int8_model(repo: Path, name: str, work: Path, seed: int = 0):
     spec = spec_from_params(params.features, params.dataset.sample_rate, params.dataset.clip_seconds, labels)
     spec = FeatureSpec(**{**spec.__dict__, "mean": (0.0,) * spec.num_coefficients,
                           "std": (1.0,) * spec.num_coefficients})
+    keras.backend.clear_session()   # layer names count up per session, and the .tflite holds them
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     model = models.build(params.model, spec.shape, len(labels))
@@ -181,57 +163,7 @@ def _write_clips(folder: Path, spec) -> None:
     n = spec.clip_samples
     t = np.arange(n) / spec.sample_rate
     pcm = np.stack([rng.integers(-2000, 2000, n), 8000 * np.sin(2 * np.pi * 440 * t)])[:CLIPS]
-    write_test_clips(folder, pcm, "keyspot.export.engine_report")
-
-
-def write_test_clips(folder: Path, pcm: np.ndarray, written_by: str) -> None:
-    """test_clips.h/.c: `pcm` (clips of the frontend's length) as int16
-    arrays for the firmware images that run the whole chain."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "test_clips.h").write_text(
-        f"/* Written by {written_by}. */\n#include <stdint.h>\n"
-        '#include "feature_config.h"\n'
-        f"#define KEYSPOT_TEST_CLIPS {len(pcm)}\n"
-        "extern const int16_t g_test_clips[KEYSPOT_TEST_CLIPS][KEYSPOT_CLIP_SAMPLES];\n")
-    rows = ",\n".join("  {" + ", ".join(str(int(v)) for v in clip.astype(np.int16)) + "}" for clip in pcm)
-    (folder / "test_clips.c").write_text(
-        '#include "test_clips.h"\n'
-        f"const int16_t g_test_clips[KEYSPOT_TEST_CLIPS][KEYSPOT_CLIP_SAMPLES] = {{\n{rows}\n}};\n")
-
-
-def instructions_per_inference(qemu_output: str, shift: int = ICOUNT_SHIFT) -> int:
-    """From the QEMU image's `counter HZ empty T` and `clip N ticks ... engine T`
-    lines: the mean instructions of one keyspot_engine_invoke()."""
-    counter = re.search(r"^counter (\d+) empty (\d+)$", qemu_output, re.M)
-    ticks = [int(t) for t in re.findall(r"^clip \d+ ticks frontend \d+ engine (\d+)$", qemu_output, re.M)]
-    if counter is None or not ticks:
-        raise ReportError(f"no timing lines in the QEMU output: {qemu_output[-500:]}")
-    hz, empty = int(counter.group(1)), int(counter.group(2))
-    ns_per_tick = 1e9 / hz
-    return round(np.mean([(t - empty) * ns_per_tick / (1 << shift) for t in ticks]))
-
-
-def board_image_run(repo: Path, generated: Path, clips: Path, build: Path, what: str) -> str:
-    """Build firmware/psoc6's QEMU image (the board's model runner) against
-    `generated` and run it on `clips` under -icount; its output."""
-    make = ["make", "-s", "-C", repo / "firmware/psoc6", "-f", "gcc.mk", f"BUILD={build}",
-            f"GENERATED={generated}", f"CLIPS={clips}", f"QEMU_CFLAGS={OPTIMISATION}"]
-    _run([*make, "qemu"], f"{what}: make -f gcc.mk qemu")
-    return _run(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
-                 "-semihosting-config", "enable=on,target=native", "-icount", f"shift={ICOUNT_SHIFT}",
-                 "-kernel", build / "qemu/keyspot-qemu.elf"], f"{what}: QEMU", timeout=600)
-
-
-def scores_lines(qemu_output: str) -> list[str]:
-    return re.findall(r"^clip \d+ scores [0-9a-f]+$", qemu_output, re.M)
-
-
-def arena_used(qemu_output: str) -> tuple[int, int]:
-    """(bytes used, bytes there) from the board image's `arena used U of N` line."""
-    m = re.search(r"^arena used (\d+) of (\d+)$", qemu_output, re.M)
-    if m is None:
-        raise ReportError(f"no 'arena used' line in the QEMU output: {qemu_output[-500:]}")
-    return int(m.group(1)), int(m.group(2))
+    write_test_clips(folder, pcm, "bench/engine_report.py")
 
 
 def measure(repo: Path, name: str, work: Path) -> Row:
@@ -257,7 +189,7 @@ def measure(repo: Path, name: str, work: Path) -> Row:
     _, summary = c_engine.generate(model, "")
 
     make = ["make", "-s", "-C", core, f"GENERATED={generated}", f"BUILD={build}", f"CFLAGS={OPTIMISATION}"]
-    sizes = _sizes(_run([*make, "engine-size"], f"{name}: make engine-size"))
+    sizes = _sizes(run_tool([*make, "engine-size"], f"{name}: make engine-size"))
     (text, data, bss), (text0, data0, bss0) = sizes["engine_linked.elf"], sizes["engine_baseline.elf"]
 
     clips = work / "clips"
@@ -329,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             work.mkdir()
             try:
                 rows.append(measure(repo, name, work))
-            except ReportError as err:
+            except (ReportError, BoardError) as err:
                 print(f"engine_report: {err}", file=sys.stderr)
                 return 1
     print(table(rows))
