@@ -34,9 +34,9 @@ class Classifier:
         if not self.model_path.exists():
             raise FileNotFoundError(f"{self.model_path}: no model; run `dvc repro` (or `dvc pull`) first")
         if self.model_path.suffix == ".tflite":
-            from keyspot.quantize import tflite_interpreter
+            from keyspot.tflite_runner import TFLiteRunner
 
-            self.interpreter = tflite_interpreter(self.model_path.read_bytes())
+            self.runner = TFLiteRunner.reference(self.model_path.read_bytes())
             self.model = None
         else:
             import keras
@@ -44,21 +44,10 @@ class Classifier:
             self.model = keras.models.load_model(self.model_path)
 
     def probabilities(self, pcm: np.ndarray) -> np.ndarray:
-        from keyspot.quantize import quantize_input
-
         x = features.compute(pcm, self.spec)[..., None]
         if self.model is not None:
             return self.model.predict(x, verbose=0)
-        inp = self.interpreter.get_input_details()[0]
-        out = self.interpreter.get_output_details()[0]
-        in_scale, in_zero = inp["quantization"]
-        out_scale, out_zero = out["quantization"]
-        result = []
-        for example in x:
-            self.interpreter.set_tensor(inp["index"], quantize_input(example, in_scale, in_zero)[None])
-            self.interpreter.invoke()
-            result.append((self.interpreter.get_tensor(out["index"])[0].astype(np.float32) - out_zero) * out_scale)
-        return np.stack(result)
+        return self.runner(x)
 
     def classify(self, paths: list[Path]) -> Iterator[tuple[Path, dict | None, str | None]]:
         """(path, {"label", "probabilities"}, None) or (path, None, error) per file."""

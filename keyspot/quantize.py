@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from keyspot import artifacts, features
 from keyspot.features import FeatureSpec
+from keyspot.tflite_runner import TFLiteRunner, quantize_input
 
 
 def convert(saved_model_dir: Path, calibration: np.ndarray) -> bytes:
@@ -36,35 +36,9 @@ def convert(saved_model_dir: Path, calibration: np.ndarray) -> bytes:
     return converter.convert()
 
 
-def quantize_input(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    return np.clip(np.round(x / scale) + zero_point, -128, 127).astype(np.int8)
-
-
-def tflite_interpreter(model: bytes):
-    """TFLite's reference kernels (as TFLM runs them) rather than XNNPACK."""
-    import tensorflow as tf
-
-    # tf.lite.Interpreter warns that it moves to ai_edge_litert; it is the
-    # interpreter that ships with this TensorFlow, so the warning is noise.
-    warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
-    interpreter = tf.lite.Interpreter(
-        model_content=model,
-        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
-    interpreter.allocate_tensors()
-    return interpreter
-
-
 def predict_tflite(model: bytes, x: np.ndarray) -> np.ndarray:
-    """int8 outputs of the TFLite interpreter, one example at a time."""
-    interpreter = tflite_interpreter(model)
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    scale, zero = inp["quantization"]
-    outputs = []
-    for example in x:
-        interpreter.set_tensor(inp["index"], quantize_input(example[None], scale, zero))
-        interpreter.invoke()
-        outputs.append(interpreter.get_tensor(out["index"])[0].copy())
-    return np.stack(outputs)
+    """int8 outputs of the TFLite interpreter's reference kernels, one example at a time."""
+    return TFLiteRunner.reference(model).outputs(x)
 
 
 @contextmanager
@@ -120,9 +94,8 @@ def predict_tflm(model: bytes, x: np.ndarray, arena_size: int) -> np.ndarray:
 
 
 def io_quantization(model: bytes) -> dict:
-    interpreter = tflite_interpreter(model)
-    (in_scale, in_zero), = [interpreter.get_input_details()[0]["quantization"]]
-    (out_scale, out_zero), = [interpreter.get_output_details()[0]["quantization"]]
+    runner = TFLiteRunner.reference(model)
+    (in_scale, in_zero), (out_scale, out_zero) = runner.input["quantization"], runner.output["quantization"]
     return {"input_scale": float(in_scale), "input_zero_point": int(in_zero),
             "output_scale": float(out_scale), "output_zero_point": int(out_zero)}
 

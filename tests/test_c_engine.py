@@ -39,7 +39,8 @@ from keyspot.export.c_model import header_comment
 from keyspot.export.tflite_model import schema
 from keyspot.features import FeatureSpec, spec_from_params
 from keyspot.params import from_dict
-from keyspot.quantize import io_quantization, quantize_input, tflite_interpreter
+from keyspot.quantize import io_quantization
+from keyspot.tflite_runner import quantize_input, reference_interpreter
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning"),
@@ -253,7 +254,7 @@ def _tflite_reference(model: bytes, inputs: np.ndarray, tensors) -> tuple[np.nda
     one that keeps every tensor for the layers."""
     import tensorflow as tf
 
-    interpreter = tflite_interpreter(model)
+    interpreter = reference_interpreter(model)
     keep = tf.lite.Interpreter(model_content=model, experimental_preserve_all_tensors=True,
                                experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
     keep.allocate_tensors()

@@ -54,10 +54,10 @@ def workdir(tmp_path_factory):
 def answer(workdir) -> bytes:
     """The container's answer to the smoke-test clip: keyspot's request path and model."""
     from keyspot.serve import handler
-    from keyspot.serve.runner import TFLiteRunner
+    from keyspot.tflite_runner import TFLiteRunner
 
     spec = workdir["spec"]
-    runner = TFLiteRunner((workdir["root"] / "float.tflite").read_bytes(), spec)
+    runner = TFLiteRunner.litert((workdir["root"] / "float.tflite").read_bytes()).check_spec(spec)
     return json.dumps(handler.handle(sagemaker.test_wav(spec), "audio/wav", spec, runner)).encode()
 
 

@@ -30,7 +30,7 @@ from keyspot import audio, features
 from keyspot.export import ExportError, export, generate
 from keyspot.export.c_model import header_comment
 from keyspot.features import FeatureSpec
-from keyspot.quantize import quantize_input
+from keyspot.tflite_runner import quantize_input
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning"),

@@ -27,7 +27,7 @@ from test_firmware_core import _predict
 from keyspot import audio
 from keyspot.export import export
 from keyspot.features import FeatureSpec
-from keyspot.quantize import quantize_input
+from keyspot.tflite_runner import quantize_input
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning"),

@@ -372,13 +372,13 @@ def test_startup_errors_are_one_line(workdir, tmp_path):
 def test_int8_runner_agrees_with_float(workdir):
     """The int8 model (what --int8 serves) through the same runner, against the float one."""
     from keyspot.quantize import convert
-    from keyspot.serve.runner import TFLiteRunner
+    from keyspot.tflite_runner import TFLiteRunner
 
     spec, root = workdir["spec"], workdir["root"]
     pcm = np.stack([tone(16000, 1.0, PITCHES[label], 40 + i) for i, label in enumerate(LABELS)])
     x = handler.model_input(features.compute(pcm, spec))
-    int8 = TFLiteRunner(convert(root / "models/saved_model", x), spec)
-    floats = TFLiteRunner((root / "float.tflite").read_bytes(), spec)
+    int8 = TFLiteRunner.litert(convert(root / "models/saved_model", x)).check_spec(spec)
+    floats = TFLiteRunner.litert((root / "float.tflite").read_bytes()).check_spec(spec)
     assert (int8.kind, floats.kind) == ("int8", "float32")
     np.testing.assert_allclose(floats(x), workdir["model"].predict(x, verbose=0), atol=1e-5)
     assert (int8(x).argmax(axis=1) == np.arange(len(LABELS))).all()

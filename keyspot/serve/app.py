@@ -117,7 +117,7 @@ def _drain(stream, size: int) -> None:
 def make_app(spec: FeatureSpec, predict: Predict, *, model: str,
              max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
              max_clip_seconds: float = handler.DEFAULT_MAX_CLIP_SECONDS):
-    """A WSGI app answering with `predict` (keyspot.serve.runner.TFLiteRunner or any
+    """A WSGI app answering with `predict` (keyspot.tflite_runner.TFLiteRunner or any
     callable of the same shape). `model` names what is served, for /info and logs."""
     pages = {path: ((STATIC / name).read_bytes(), content_type)
              for path, (name, content_type) in PAGES.items()}

@@ -30,7 +30,7 @@ from keyspot.errors import UserError
 from keyspot.features import FeatureSpec
 from keyspot.serve import app as app_mod
 from keyspot.serve.handler import DEFAULT_MAX_CLIP_SECONDS
-from keyspot.serve.runner import ModelError, TFLiteRunner
+from keyspot.tflite_runner import ModelError, TFLiteRunner
 
 
 class ServeError(UserError, RuntimeError):
@@ -105,7 +105,7 @@ def load_model(options: Options) -> tuple[FeatureSpec, bytes, str]:
         print(f"keyspot serve: converting {source} to a float TensorFlow Lite model", file=sys.stderr)
         model, name = convert_saved_model(source), f"{source} (float TFLite)"
     try:
-        runner = TFLiteRunner(model, spec)  # fail here, once, rather than in every worker
+        runner = TFLiteRunner.litert(model).check_spec(spec)  # fail here, once, rather than in every worker
     except ModelError as err:
         raise ServeError(f"{name}: {err}") from None
     return spec, model, f"{name}, {runner.kind}"
@@ -195,7 +195,7 @@ class Server(BaseApplication):
 
     def load(self):
         # Runs in each worker: the interpreter is the worker's own.
-        runner = TFLiteRunner(self.model, self.spec)
+        runner = TFLiteRunner.litert(self.model).check_spec(self.spec)
         return app_mod.make_app(self.spec, runner, model=self.description,
                                 max_body_bytes=self.options.max_body_bytes,
                                 max_clip_seconds=self.options.max_clip_seconds)
