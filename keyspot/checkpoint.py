@@ -10,6 +10,7 @@ never stopped. A checkpoint from other params or other data is ignored.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -34,21 +35,51 @@ def fingerprint(params, *files: Path) -> str:
     return digest.hexdigest()
 
 
-def save(folder: Path, key: str, model, best: dict, history: list[dict], epoch: int) -> None:
+@dataclasses.dataclass
+class TrainingState:
+    """What a training has learnt so far, besides the model's own weights and
+    optimizer: every epoch's metrics, and the best epoch on validation with
+    its weights. keyspot.train updates it after each epoch; `save` and
+    `restore` carry it across a restart."""
+    history: list[dict] = dataclasses.field(default_factory=list)
+    best_epoch: int = 0
+    best_val_accuracy: float = -1.0
+    best_weights: list[np.ndarray] | None = None
+
+    @property
+    def last_epoch(self) -> int:
+        return self.history[-1]["epoch"] if self.history else 0
+
+    def record(self, row: dict, model) -> bool:
+        """Add an epoch's metrics; keep the model's weights if it is the best
+        so far. Whether it is."""
+        self.history.append(row)
+        improved = row["val_accuracy"] > self.best_val_accuracy
+        if improved:
+            self.best_epoch, self.best_val_accuracy = row["epoch"], row["val_accuracy"]
+            self.best_weights = [w.copy() for w in model.get_weights()]
+        return improved
+
+    def stopped_early(self, patience: int) -> bool:
+        """`patience` epochs (0: never) have gone by without a better one."""
+        return bool(patience and self.history and self.last_epoch - self.best_epoch >= patience)
+
+
+def save(folder: Path, key: str, model, state: TrainingState) -> None:
     arrays = {f"weight_{i:04d}": w for i, w in enumerate(model.get_weights())}
     arrays |= {f"optimizer_{i:04d}": np.asarray(v) for i, v in enumerate(model.optimizer.variables)}
-    arrays |= {f"best_{i:04d}": w for i, w in enumerate(best["weights"])}
-    meta = {"key": key, "epoch": epoch, "history": history,
-            "best_epoch": best["epoch"], "best_val_accuracy": best["val_accuracy"]}
+    arrays |= {f"best_{i:04d}": w for i, w in enumerate(state.best_weights)}
+    meta = {"key": key, "epoch": state.last_epoch, "history": state.history,
+            "best_epoch": state.best_epoch, "best_val_accuracy": state.best_val_accuracy}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     artifacts.write_bytes(Path(folder) / FILE, buffer.getvalue())
 
 
-def restore(folder: Path | None, key: str, model) -> tuple[int, dict, list[dict]] | None:
-    """Load the state into `model` (compiled); return (epoch, best, history),
-    or None when there is no checkpoint of this training."""
+def restore(folder: Path | None, key: str, model) -> TrainingState | None:
+    """Load the saved weights and optimizer into `model` (compiled) and return
+    the training state, or None when there is no checkpoint of this training."""
     if folder is None or not (Path(folder) / FILE).is_file():
         return None
     with np.load(Path(folder) / FILE, allow_pickle=False) as data:
@@ -64,9 +95,8 @@ def restore(folder: Path | None, key: str, model) -> tuple[int, dict, list[dict]
     model.optimizer.build(model.trainable_variables)
     for variable, value in zip(model.optimizer.variables, optimizer, strict=True):
         variable.assign(value)
-    best = {"epoch": meta["best_epoch"], "val_accuracy": meta["best_val_accuracy"], "weights": best_weights}
     print(f"checkpoint: resuming after epoch {meta['epoch']}", flush=True)
-    return meta["epoch"], best, meta["history"]
+    return TrainingState(meta["history"], meta["best_epoch"], meta["best_val_accuracy"], best_weights)
 
 
 def reseed_dropout(model, seed: int, epoch: int) -> None:

@@ -15,6 +15,7 @@ import csv
 import io
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,65 @@ def write_outputs(model, history: list[dict], summary: dict, models_dir: Path, r
                                     tmp / "reports": reports_dir})
 
 
+def compile_model(params, spec: FeatureSpec, num_labels: int, train_examples: int):
+    """The configured architecture with Adam on a cosine learning-rate decay."""
+    import keras
+
+    from keyspot import models
+
+    model = models.build(params.model, spec.shape, num_labels)
+    steps = int(np.ceil(train_examples / params.train.batch_size)) * params.train.epochs
+    schedule = keras.optimizers.schedules.CosineDecay(
+        params.train.lr, decay_steps=steps, alpha=params.train.lr_min / params.train.lr)
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=params.train.label_smoothing),
+                  metrics=["accuracy"])
+    return model
+
+
+def fit(model, params, data: EpochData, val: tuple[np.ndarray, np.ndarray], state: checkpoint.TrainingState,
+        after_epoch: Callable[[dict], None]) -> None:
+    """Train epoch by epoch from where `state` left off until the last epoch
+    or an early stop, updating `state`; `after_epoch(row)` runs after each."""
+    import keras
+
+    num_labels = val[1].shape[1]
+    weights = class_weights(data.y, num_labels, params.train.class_weight_power)
+    patience = params.train.patience
+    # A run resumed after its early stop has nothing left to train.
+    last = state.last_epoch if state.stopped_early(patience) else params.train.epochs
+    for epoch in range(state.last_epoch + 1, last + 1):
+        checkpoint.reseed_dropout(model, params.seed, epoch)
+        x, y = data.epoch(epoch)
+        logs = model.fit(x, keras.utils.to_categorical(y, num_labels), validation_data=val,
+                         batch_size=params.train.batch_size, epochs=1, shuffle=False,
+                         class_weight=weights, verbose=0).history
+        row = {"epoch": epoch, **{k: float(v[-1]) for k, v in sorted(logs.items())}}
+        improved = state.record(row, model)
+        print(f"epoch {epoch}: loss {row['loss']:.4f}, accuracy {row['accuracy']:.4f}, "
+              f"val_loss {row['val_loss']:.4f}, val_accuracy {row['val_accuracy']:.4f}"
+              + (" (best)" if improved else ""), flush=True)
+        after_epoch(row)
+        if state.stopped_early(patience):
+            print(f"early stop: no better val accuracy for {patience} epochs", flush=True)
+            break
+
+
+def _metrics(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k != "epoch"}
+
+
+def log_outputs(mlflow, summary: dict, state: checkpoint.TrainingState, models_dir: Path, reports_dir: Path) -> None:
+    from keyspot import tracking
+
+    keras_path = models_dir / "model.keras"
+    mlflow.set_tag(tracking.MODEL_HASH_TAG, tracking.file_sha256(keras_path))
+    mlflow.log_metrics({"best_val_accuracy": state.best_val_accuracy, "best_epoch": state.best_epoch,
+                        "model_params": summary["params"], "model_macs": summary["macs"]})
+    mlflow.log_artifact(str(keras_path), "model")
+    mlflow.log_artifact(str(reports_dir / "history.csv"), "train")
+
+
 def run(params, features_dir: Path, models_dir: Path, reports_dir: Path,
         raw_dir: Path = Path("data/raw"), checkpoint_dir: Path | None = None) -> dict:
     """Train, keep the best epoch, write the models and reports. With
@@ -126,69 +186,31 @@ def run(params, features_dir: Path, models_dir: Path, reports_dir: Path,
 
     from keyspot import models, tracking
 
-    spec = FeatureSpec.load(Path(features_dir) / "spec.json")
+    features_dir, models_dir, reports_dir = Path(features_dir), Path(models_dir), Path(reports_dir)
+    spec = FeatureSpec.load(features_dir / "spec.json")
     data = EpochData(params, spec, features_dir, raw_dir)
     x_val, y_val = features.load_split(features_dir, "val")
-    num_labels = len(spec.labels)
-    weights = class_weights(data.y, num_labels, params.train.class_weight_power)
-    val = (x_val, keras.utils.to_categorical(y_val, num_labels))
+    val = (x_val, keras.utils.to_categorical(y_val, len(spec.labels)))
+    model = compile_model(params, spec, len(spec.labels), len(data.y))
 
-    model = models.build(params.model, spec.shape, num_labels)
-    steps = int(np.ceil(len(data.y) / params.train.batch_size)) * params.train.epochs
-    schedule = keras.optimizers.schedules.CosineDecay(
-        params.train.lr, decay_steps=steps, alpha=params.train.lr_min / params.train.lr)
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=params.train.label_smoothing),
-                  metrics=["accuracy"])
+    key = checkpoint.fingerprint(params, *(features_dir / f for f in ("spec.json", "train.npz", "val.npz")))
+    state = checkpoint.restore(checkpoint_dir, key, model) or checkpoint.TrainingState()
+    with tracking.train_run(params) as (mlflow, _):
+        for row in state.history:  # a resumed run's earlier epochs, for a complete curve
+            mlflow.log_metrics(_metrics(row), step=row["epoch"])
 
-    history: list[dict] = []
-    best = {"val_accuracy": -1.0, "weights": None, "epoch": 0}
-    first = 1
-    key = checkpoint.fingerprint(params, *(Path(features_dir) / f for f in ("spec.json", "train.npz", "val.npz")))
-    if (resumed := checkpoint.restore(checkpoint_dir, key, model)) is not None:
-        last, best, history = resumed
-        first = last + 1
-    with tracking.train_run(params) as (mlflow, run):
-        for row in history:  # a resumed run's earlier epochs, for a complete curve
-            mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
-        # A run resumed after its early stop has nothing left to train.
-        stopped = bool(params.train.patience and history
-                       and history[-1]["epoch"] - best["epoch"] >= params.train.patience)
-        for epoch in range(first, first if stopped else params.train.epochs + 1):
-            checkpoint.reseed_dropout(model, params.seed, epoch)
-            x, y = data.epoch(epoch)
-            logs = model.fit(x, keras.utils.to_categorical(y, num_labels), validation_data=val,
-                             batch_size=params.train.batch_size, epochs=1, shuffle=False,
-                             class_weight=weights, verbose=0).history
-            row = {"epoch": epoch, **{k: float(v[-1]) for k, v in sorted(logs.items())}}
-            history.append(row)
-            mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
-            improved = row["val_accuracy"] > best["val_accuracy"]
-            if improved:
-                best.update(val_accuracy=row["val_accuracy"], epoch=epoch,
-                            weights=[w.copy() for w in model.get_weights()])
-            print(f"epoch {epoch}: loss {row['loss']:.4f}, accuracy {row['accuracy']:.4f}, "
-                  f"val_loss {row['val_loss']:.4f}, val_accuracy {row['val_accuracy']:.4f}"
-                  + (" (best)" if improved else ""), flush=True)
+        def after_epoch(row: dict) -> None:
+            mlflow.log_metrics(_metrics(row), step=row["epoch"])
             if checkpoint_dir is not None:
-                checkpoint.save(checkpoint_dir, key, model, best, history, epoch)
-            if params.train.patience and epoch - best["epoch"] >= params.train.patience:
-                print(f"early stop: no better val accuracy for {params.train.patience} epochs", flush=True)
-                break
-        # The best epoch on validation is the model, not the last one.
-        model.set_weights(best["weights"])
+                checkpoint.save(checkpoint_dir, key, model, state)
 
-        models_dir, reports_dir = Path(models_dir), Path(reports_dir)
-        summary = {"model": params.model.name, "best_epoch": best["epoch"], "epochs_run": len(history),
-                   "best_val_accuracy": round(best["val_accuracy"], 6),
+        fit(model, params, data, val, state, after_epoch)
+        # The best epoch on validation is the model, not the last one.
+        model.set_weights(state.best_weights)
+        summary = {"model": params.model.name, "best_epoch": state.best_epoch, "epochs_run": len(state.history),
+                   "best_val_accuracy": round(state.best_val_accuracy, 6),
                    "params": int(model.count_params()), "macs": models.count_macs(model),
                    "train_examples": int(len(data.y)), "val_examples": int(len(y_val))}
-        write_outputs(model, history, summary, models_dir, reports_dir)
-        keras_path = models_dir / "model.keras"
-
-        mlflow.set_tag(tracking.MODEL_HASH_TAG, tracking.file_sha256(keras_path))
-        mlflow.log_metrics({"best_val_accuracy": best["val_accuracy"], "best_epoch": best["epoch"],
-                            "model_params": summary["params"], "model_macs": summary["macs"]})
-        mlflow.log_artifact(str(keras_path), "model")
-        mlflow.log_artifact(str(reports_dir / "history.csv"), "train")
+        write_outputs(model, state.history, summary, models_dir, reports_dir)
+        log_outputs(mlflow, summary, state, models_dir, reports_dir)
     return summary

@@ -97,9 +97,9 @@ def test_a_resumed_training_gives_the_same_model(tiny_data, tmp_path, smoke_para
 
     save = checkpoint.save
 
-    def save_then_stop(folder, key, model, best, history, epoch):
-        save(folder, key, model, best, history, epoch)
-        if epoch == 1:
+    def save_then_stop(folder, key, model, state):
+        save(folder, key, model, state)
+        if state.last_epoch == 1:
             raise KeyboardInterrupt
 
     monkeypatch.setattr(checkpoint, "save", save_then_stop)
