@@ -19,12 +19,10 @@ import math
 import numpy as np
 
 from keyspot.export import c_engine_quant as quant
-from keyspot.export.tflite_model import schema
+from keyspot.export.tflite_model import TYPE_NAMES, builtin_code, enum_names, is_flatbuffer, op_name, schema
 
-OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
-ACTIVATION_NAMES = {v: k for k, v in vars(schema.ActivationFunctionType).items() if not k.startswith("_")}
-PADDING_NAMES = {v: k for k, v in vars(schema.Padding).items() if not k.startswith("_")}
+ACTIVATION_NAMES = enum_names(schema.ActivationFunctionType)
+PADDING_NAMES = enum_names(schema.Padding)
 
 COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D",
                "SOFTMAX", "RESHAPE")
@@ -126,11 +124,10 @@ class Graph:
 
 class _Reader:
     def __init__(self, model: bytes):
-        buf = bytearray(model)
-        if len(buf) < 8 or not schema.Model.ModelBufferHasIdentifier(buf, 0):
+        if not is_flatbuffer(model):
             raise UnsupportedModel("not a TFLite flatbuffer (no TFL3 identifier)")
         self.raw = bytes(model)
-        self.model = schema.ModelT.InitFromPackedBuf(buf, 0)
+        self.model = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
         if len(self.model.subgraphs or []) != 1:
             raise UnsupportedModel(f"the model has {len(self.model.subgraphs or [])} subgraphs; "
                                    "the C engine runs models with exactly one")
@@ -141,10 +138,10 @@ class _Reader:
 
     def _op_name(self, op) -> str:
         code = self.model.operatorCodes[op.opcodeIndex]
-        number = max(code.builtinCode, code.deprecatedBuiltinCode)
+        number = builtin_code(code.builtinCode, code.deprecatedBuiltinCode)
         if number == schema.BuiltinOperator.CUSTOM:
             return f"custom operator {(code.customCode or b'?').decode('utf-8', 'replace')!r}"
-        return OP_NAMES.get(number, f"BUILTIN_{number}")
+        return op_name(number)
 
     def tensor_name(self, index: int) -> str:
         return (self.sg.tensors[index].name or b"").decode("utf-8", "replace")

@@ -16,8 +16,30 @@ try:
 except ImportError:  # pragma: no cover - same generated schema, heavier import
     from tensorflow.lite.python import schema_py_generated as schema
 
-_OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-_TYPE_NAMES = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+
+
+def enum_names(enum) -> dict[int, str]:
+    """Value -> name of one of the schema's enums (BuiltinOperator, TensorType, ...)."""
+    return {v: k for k, v in vars(enum).items() if not k.startswith("_")}
+
+
+OP_NAMES = enum_names(schema.BuiltinOperator)
+TYPE_NAMES = enum_names(schema.TensorType)
+
+
+def is_flatbuffer(model: bytes | bytearray) -> bool:
+    return len(model) >= 8 and bool(schema.Model.ModelBufferHasIdentifier(bytearray(model), 0))
+
+
+def builtin_code(builtin: int, deprecated_builtin: int) -> int:
+    """An operator code's builtin operator. Schema v3a: codes above 127 live
+    in builtin_code, older files only fill deprecated_builtin_code; the
+    larger of the two is the real one."""
+    return max(builtin, deprecated_builtin)
+
+
+def op_name(code: int) -> str:
+    return OP_NAMES.get(code, f"BUILTIN_{code}")
 
 # MicroMutableOpResolver method names that do not follow from the builtin
 # operator name by capitalising its words (BATCH_MATMUL -> AddBatchMatMul).
@@ -59,7 +81,7 @@ def _tensor(subgraph, index: int) -> Tensor:
     quantised = q is not None and q.ScaleLength() > 0
     return Tensor(
         name=(t.Name() or b"").decode("utf-8", "replace"),
-        dtype=_TYPE_NAMES.get(t.Type(), str(t.Type())),
+        dtype=TYPE_NAMES[t.Type()].lower() if t.Type() in TYPE_NAMES else str(t.Type()),
         shape=tuple(int(t.Shape(i)) for i in range(t.ShapeLength())),
         scale=float(q.Scale(0)) if quantised else math.nan,
         zero_point=int(q.ZeroPoint(0)) if quantised and q.ZeroPointLength() else 0,
@@ -68,23 +90,20 @@ def _tensor(subgraph, index: int) -> Tensor:
 
 def inspect(model: bytes) -> ModelInfo:
     """Operators and main-subgraph input/output of a .tflite flatbuffer."""
-    buf = bytearray(model)
-    if len(buf) < 8 or not schema.Model.ModelBufferHasIdentifier(buf, 0):
+    if not is_flatbuffer(model):
         raise ModelFileError("not a TFLite flatbuffer (no TFL3 identifier)")
-    m = schema.Model.GetRootAs(buf, 0)
+    m = schema.Model.GetRootAs(bytearray(model), 0)
     if m.SubgraphsLength() < 1:
         raise ModelFileError("the model has no subgraph")
     codes = []
     for i in range(m.OperatorCodesLength()):
         oc = m.OperatorCodes(i)
-        # Schema v3a: codes above 127 live in builtin_code, older files only
-        # fill deprecated_builtin_code; the larger of the two is the real one.
-        code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+        code = builtin_code(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
         if code == schema.BuiltinOperator.CUSTOM:
             custom = (oc.CustomCode() or b"?").decode("utf-8", "replace")
             raise ModelFileError(f"uses the custom operator {custom!r}, which the generated "
                                  "TFLM op resolver cannot register")
-        codes.append(_OP_NAMES.get(code, f"BUILTIN_{code}"))
+        codes.append(op_name(code))
     used = set()
     for s in range(m.SubgraphsLength()):
         sg = m.Subgraphs(s)
