@@ -26,6 +26,7 @@ from keyspot.export.c_engine_graph import (
     UnsupportedModel,
     read,
 )
+from keyspot.export.c_text import rows
 
 __all__ = ["EngineSummary", "Plan", "UnsupportedModel", "generate", "plan", "settings_block"]
 
@@ -85,11 +86,6 @@ def plan(graph: Graph) -> Plan:
 
 # ---------------------------------------------------------------- C text
 
-def _rows(items: list[str], per_line: int) -> str:
-    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
-    return ",\n".join("    " + line for line in lines)
-
-
 def _array(ctype: str, name: str, values) -> tuple[str, int]:
     """A static const array and its size in bytes."""
     values = list(values)
@@ -98,7 +94,8 @@ def _array(ctype: str, name: str, values) -> tuple[str, int]:
     else:
         items = [str(int(v)) for v in values]
     size = {"int8_t": 1, "int32_t": 4, "double": 8}[ctype] * len(values)
-    return f"static const {ctype} {name}[{len(values)}] = {{\n{_rows(items, PER_LINE[ctype])}\n}};\n", size
+    body = rows(items, PER_LINE[ctype], indent="    ")
+    return f"static const {ctype} {name}[{len(values)}] = {{\n{body}\n}};\n", size
 
 
 def _arrays(name: str, arrays) -> tuple[str, int]:

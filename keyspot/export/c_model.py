@@ -14,11 +14,10 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
-
 from keyspot import artifacts
 from keyspot.errors import UserError
 from keyspot.export import c_engine, frontend_tables
+from keyspot.export.c_text import NonFiniteFloat, c_float, c_string, rows
 from keyspot.export.tflite_model import ModelFileError, ModelInfo, inspect, resolver_method
 from keyspot.features import FeatureSpec
 from keyspot.labels import SILENCE, UNKNOWN
@@ -35,38 +34,6 @@ DEFAULT_RECOGNIZER = Recognizer(average_window_ms=1000, detection_threshold=200,
 
 class ExportError(UserError, ValueError):
     """An input of c-export is missing, malformed or inconsistent with another."""
-
-
-# ---------------------------------------------------------------- C literals
-
-def _c_float(value: float) -> str:
-    """Shortest float32 literal that reads back to the same float: 0.1f, 1e-10f."""
-    v = np.float32(value)
-    if not np.isfinite(v):
-        raise ExportError(f"cannot write {value!r} as a C float")
-    text = str(v)
-    if "." not in text and "e" not in text:
-        text += ".0"
-    return text + "f"
-
-
-def _c_string(text: str) -> str:
-    """A C string literal of the UTF-8 bytes of `text`; non-ASCII as octal escapes."""
-    out = []
-    for b in text.encode("utf-8"):
-        ch = chr(b)
-        if ch in '"\\?':  # '?' escaped: "??" would start a trigraph under -std=c11
-            out.append("\\" + ch)
-        elif 0x20 <= b < 0x7F:
-            out.append(ch)
-        else:
-            out.append(f"\\{b:03o}")
-    return '"' + "".join(out) + '"'
-
-
-def _rows(items: list[str], per_line: int) -> str:
-    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
-    return ",\n".join("  " + line for line in lines)
 
 
 def _guard(name: str) -> str:
@@ -110,7 +77,7 @@ def model_data_h(comment: str) -> str:
 def model_data_c(comment: str, model: bytes) -> str:
     items = [f"0x{b:02x}" for b in model]
     return (f'{comment}#include <stdalign.h>\n\n#include "model_data.h"\n\n'
-            f"alignas(16) const unsigned char g_model_data[] = {{\n{_rows(items, BYTES_PER_LINE)}\n}};\n"
+            f"alignas(16) const unsigned char g_model_data[] = {{\n{rows(items, BYTES_PER_LINE)}\n}};\n"
             f"const unsigned int g_model_data_len = {len(model)};\n")
 
 
@@ -131,9 +98,9 @@ def model_settings_h(comment: str, info: ModelInfo, num_labels: int, arena_bytes
         f"#define KEYSPOT_INPUT_COEFFICIENTS {coefficients}\n"
         "#define KEYSPOT_INPUT_ELEMENTS (KEYSPOT_INPUT_FRAMES * KEYSPOT_INPUT_COEFFICIENTS)\n\n"
         "/* real = scale * (q - zero_point) */\n"
-        f"#define KEYSPOT_INPUT_SCALE {_c_float(i.scale)}\n"
+        f"#define KEYSPOT_INPUT_SCALE {c_float(i.scale)}\n"
         f"#define KEYSPOT_INPUT_ZERO_POINT {i.zero_point}\n"
-        f"#define KEYSPOT_OUTPUT_SCALE {_c_float(o.scale)}\n"
+        f"#define KEYSPOT_OUTPUT_SCALE {c_float(o.scale)}\n"
         f"#define KEYSPOT_OUTPUT_ZERO_POINT {o.zero_point}\n"), c_linkage=False)
 
 
@@ -144,7 +111,7 @@ def labels_h(comment: str) -> str:
 
 
 def labels_c(comment: str, labels: tuple[str, ...]) -> str:
-    body = "".join(f"  {_c_string(label)},\n" for label in labels)
+    body = "".join(f"  {c_string(label)},\n" for label in labels)
     return (f'{comment}#include "labels.h"\n\n'
             f"const char *const g_labels[KEYSPOT_NUM_LABELS] = {{\n{body}}};\n")
 
@@ -152,7 +119,7 @@ def labels_c(comment: str, labels: tuple[str, ...]) -> str:
 def feature_config_h(comment: str, spec: FeatureSpec) -> str:
     defines = [
         ("KEYSPOT_FEATURE_SPEC_VERSION", str(spec.version)),
-        ("KEYSPOT_FEATURE_KIND", _c_string(spec.kind)),
+        ("KEYSPOT_FEATURE_KIND", c_string(spec.kind)),
         ("KEYSPOT_FEATURE_KIND_MFCC", "1" if spec.kind == "mfcc" else "0"),
         ("KEYSPOT_FEATURE_KIND_LOG_MEL", "1" if spec.kind == "log_mel" else "0"),
         ("KEYSPOT_SAMPLE_RATE", str(spec.sample_rate)),
@@ -161,10 +128,10 @@ def feature_config_h(comment: str, spec: FeatureSpec) -> str:
         ("KEYSPOT_HOP_SAMPLES", str(spec.hop_samples)),
         ("KEYSPOT_FFT_SIZE", str(spec.fft_size)),
         ("KEYSPOT_MEL_BINS", str(spec.mel_bins)),
-        ("KEYSPOT_MEL_FMIN", _c_float(spec.mel_fmin)),
-        ("KEYSPOT_MEL_FMAX", _c_float(spec.mel_fmax)),
+        ("KEYSPOT_MEL_FMIN", c_float(spec.mel_fmin)),
+        ("KEYSPOT_MEL_FMAX", c_float(spec.mel_fmax)),
         ("KEYSPOT_NUM_MFCC", str(spec.num_mfcc)),
-        ("KEYSPOT_LOG_FLOOR", _c_float(spec.log_floor)),
+        ("KEYSPOT_LOG_FLOOR", c_float(spec.log_floor)),
         ("KEYSPOT_NUM_FRAMES", str(spec.num_frames)),
         ("KEYSPOT_NUM_COEFFICIENTS", str(spec.num_coefficients)),
     ]
@@ -183,7 +150,7 @@ def feature_config_h(comment: str, spec: FeatureSpec) -> str:
 def feature_config_c(comment: str, spec: FeatureSpec) -> str:
     def array(name, values):
         return (f"const float {name}[KEYSPOT_NUM_COEFFICIENTS] = {{\n"
-                f"{_rows([_c_float(v) for v in values], FLOATS_PER_LINE)}\n}};\n")
+                f"{rows([c_float(v) for v in values], FLOATS_PER_LINE)}\n}};\n")
     return (f'{comment}#include "feature_config.h"\n\n'
             f"{array('g_feature_mean', spec.mean)}\n{array('g_feature_std', spec.std)}")
 
@@ -304,6 +271,14 @@ def generate(model: bytes, spec: FeatureSpec, report: dict, comment: str,
     model as C for keyspot's engine, c_engine.py); `recognizer` is
     export.recognizer."""
     names = {"model": "model", "spec": "spec", "report": "report", **(names or {})}
+    try:
+        return _generate(model, spec, report, comment, names, engine, recognizer)
+    except NonFiniteFloat as err:
+        raise ExportError(f"{names['model']}, {names['spec']}: {err}; rerun `dvc repro features`") from None
+
+
+def _generate(model: bytes, spec: FeatureSpec, report: dict, comment: str, names: dict[str, str],
+              engine: str, recognizer: Recognizer) -> dict[str, str]:
     try:
         info = inspect(model)
     except ModelFileError as err:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from keyspot import features
+from keyspot.export.c_text import c_float, rows
 from keyspot.features import FeatureSpec
 
 FLOATS_PER_LINE = 6
@@ -24,24 +25,8 @@ class FrontendTableError(ValueError):
     """The feature spec describes a frontend the C code cannot compute."""
 
 
-def _float(value) -> str:
-    """A float32 as a C literal that reads back to the same float ('%.9g' round-trips)."""
-    value = np.float32(value)
-    if not np.isfinite(value):
-        raise FrontendTableError(f"cannot write {value!r} as a C float")
-    text = f"{float(value):.9g}"
-    if "." not in text and "e" not in text:
-        text += ".0"
-    return text + "f"
-
-
-def _rows(items: list[str], per_line: int) -> str:
-    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
-    return ",\n".join("  " + line for line in lines)
-
-
 def _array(ctype: str, name: str, size: str, items: list[str], per_line: int) -> str:
-    return f"const {ctype} {name}[{size}] = {{\n{_rows(items, per_line)}\n}};\n"
+    return f"const {ctype} {name}[{size}] = {{\n{rows(items, per_line)}\n}};\n"
 
 
 def check(spec: FeatureSpec, spec_name: str = "spec") -> None:
@@ -118,20 +103,20 @@ def frontend_tables_c(comment: str, spec: FeatureSpec) -> str:
         weights = np.zeros(1, np.float32)  # C forbids empty arrays; never read
     out = [f'{comment}#include "frontend_tables.h"\n\n',
            _array("float", "g_frontend_window", "KEYSPOT_WINDOW_SAMPLES",
-                  [_float(v) for v in win], FLOATS_PER_LINE), "\n",
+                  [c_float(v, digits=9) for v in win], FLOATS_PER_LINE), "\n",
            _array("float", "g_frontend_twiddle", "KEYSPOT_FFT_SIZE",
-                  [_float(v) for v in twiddles(spec)], FLOATS_PER_LINE), "\n",
+                  [c_float(v, digits=9) for v in twiddles(spec)], FLOATS_PER_LINE), "\n",
            _array("uint16_t", "g_frontend_mel_start", "KEYSPOT_MEL_BINS",
                   [str(v) for v in starts], INTS_PER_LINE), "\n",
            _array("uint16_t", "g_frontend_mel_offset", "KEYSPOT_MEL_BINS + 1",
                   [str(v) for v in offsets], INTS_PER_LINE), "\n",
            _array("float", "g_frontend_mel_weights", "KEYSPOT_MEL_WEIGHT_COUNT",
-                  [_float(v) for v in weights], FLOATS_PER_LINE)]
+                  [c_float(v, digits=9) for v in weights], FLOATS_PER_LINE)]
     if spec.kind == "mfcc":
         dct = features.dct_matrix(spec).reshape(-1)
         out += ["\n#if KEYSPOT_FEATURE_KIND_MFCC\n",
                 _array("float", "g_frontend_dct", "KEYSPOT_NUM_MFCC * KEYSPOT_MEL_BINS",
-                       [_float(v) for v in dct], FLOATS_PER_LINE), "#endif\n"]
+                       [c_float(v, digits=9) for v in dct], FLOATS_PER_LINE), "#endif\n"]
     return "".join(out)
 
 
