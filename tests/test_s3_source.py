@@ -84,7 +84,6 @@ def test_fetch_mirrors_then_converts_like_a_folder(aws, tmp_path):
     upload(client, bucket, FILES)
     dataset = dataset_for(bucket)
     summary = s3.fetch(dataset, 0, tmp_path / "raw", progress=False)
-    assert (summary.downloaded, summary.cached) == (17, 0)
     assert summary.clips == 16 and "17 downloaded, 0 from the cache" in summary.line()
     skipped = dict(summary.skipped)
     assert set(skipped) == {".hidden/x.wav", "no/broken.wav"}
@@ -119,7 +118,7 @@ def test_only_changed_objects_are_downloaded_again(aws, tmp_path):
     upload(client, bucket, {"data/kws/yes/3.wav": wav(1234, rate=44100)})   # a new ETag
     client.delete_object(Bucket=bucket, Key="data/kws/no/7.flac")
     summary = s3.fetch(dataset, 0, tmp_path / "raw", progress=False)
-    assert (summary.downloaded, summary.cached) == (1, 15)
+    assert "(1 downloaded, 15 from the cache)" in summary.line()
     after = {p.relative_to(cache).as_posix(): p.stat().st_mtime_ns for p in cache.rglob("*.*")
              if p.name != s3.INDEX}
     assert after["yes/3.wav"] != before["yes/3.wav"]
@@ -133,7 +132,7 @@ def test_only_changed_objects_are_downloaded_again(aws, tmp_path):
 
     # A damaged copy in the cache is noticed by its size and fetched again.
     (cache / "yes" / "0.wav").write_bytes(b"oops")
-    assert s3.fetch(dataset, 0, tmp_path / "raw", progress=False).downloaded == 1
+    assert "(1 downloaded, " in s3.fetch(dataset, 0, tmp_path / "raw", progress=False).line()
     assert (cache / "yes" / "0.wav").read_bytes() == FILES["data/kws/yes/0.wav"]
 
 

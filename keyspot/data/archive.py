@@ -22,10 +22,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from keyspot.errors import UserError
+from keyspot.data.source import SourceError
 
 
-class ArchiveError(UserError, RuntimeError):
+class ArchiveError(SourceError):
     """The archive cannot be read (truncated, not a tar, bad compression)."""
 
 

@@ -22,14 +22,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from keyspot.errors import UserError
+from keyspot.data.source import SourceError
 
 CHUNK = 1 << 20
 USER_AGENT = "keyspot"
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
-class DownloadError(UserError, RuntimeError):
+class DownloadError(SourceError):
     """The file could not be fetched: unreachable, refused, or cut off too often."""
 
 

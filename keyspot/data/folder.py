@@ -50,9 +50,9 @@ import soundfile
 from tqdm import tqdm
 
 from keyspot import artifacts, audio
-from keyspot.data.manifest import SPLITS, Row, counts_table, write_manifest
+from keyspot.data.manifest import SPLITS, Row, write_manifest
 from keyspot.data.report import SourceFile
-from keyspot.errors import UserError
+from keyspot.data.source import SourceError, Summary, check_counts
 from keyspot.labels import UNKNOWN
 from keyspot.params import ParamsError
 
@@ -63,7 +63,7 @@ CHUNK = 8   # files per task: few enough to spread, enough to amortise the hand-
 CLASS_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.'-]*$")
 
 
-class FolderError(UserError, RuntimeError):
+class FolderError(SourceError):
     """The dataset's files could not be turned into a usable data/raw."""
 
 
@@ -79,32 +79,6 @@ class Job:
     split: str
     speaker: str
     out: str        # clips/<label>/<name>, without ".wav"
-
-
-@dataclasses.dataclass
-class Summary:
-    out: Path
-    where: str                          # the folder or the s3:// URL
-    counts: dict[str, dict[str, int]]   # split -> label -> clips
-    skipped: list[tuple[str, str]]      # (path relative to the root, reason)
-    sources: list[SourceFile]
-    seconds: float
-    downloaded: int = 0                 # s3: objects fetched this run
-    cached: int = 0                     # s3: objects already in the cache
-
-    @property
-    def clips(self) -> int:
-        return sum(sum(by_label.values()) for by_label in self.counts.values())
-
-    def line(self) -> str:
-        per_split = ", ".join(f"{sum(self.counts[s].values())} {s}" for s in SPLITS)
-        fetched = (f" ({self.downloaded} downloaded, {self.cached} from the cache)"
-                   if self.where.startswith("s3://") else "")
-        return (f"fetch: {self.clips} clips ({per_split}) from {len(self.sources)} files of "
-                f"{self.where}{fetched} in {self.seconds:.1f} s; {len(self.skipped)} skipped")
-
-    def table(self) -> str:
-        return "\n".join(counts_table(self.counts))
 
 
 def fetch(dataset, seed: int, out: Path = Path("data/raw"), progress: bool = True) -> Summary:
@@ -163,11 +137,13 @@ def convert(dataset, root: Path, files: list[str], out: Path, where: str,
         counts = {s: {label: 0 for label in labels} for s in SPLITS}
         for row in rows:
             counts[row.split][row.label] += 1
-        _check_counts(counts, len(skipped), where)
+        check_counts(counts, len(skipped), FolderError,
+                     f"add files to {where}, raise dataset.split_fractions, or name the splits in a CSV "
+                     "(dataset.split_csv)", f"check the folder names in {where} against dataset.keywords")
         write_manifest(tmp / "manifest.csv", rows)
         (tmp / "labels.json").write_text(json.dumps(labels) + "\n")
-    return Summary(out, where, counts, sorted(skipped), sorted(sources, key=lambda s: s.path),
-                   time.perf_counter() - start)
+    return Summary(out, f"{len(sources)} files of {where}", counts, sorted(skipped),
+                   sorted(sources, key=lambda s: s.path), time.perf_counter() - start)
 
 
 # --- which file is which class and split -----------------------------------
@@ -483,15 +459,3 @@ def _convert_all(jobs, dataset, root, tmp, progress):
         sources.append(info)
         rows += [Row(p, job.label, job.split, job.speaker) for p in paths]
     return rows, sources, failed
-
-
-def _check_counts(counts: dict[str, dict[str, int]], skipped: int, where: str) -> None:
-    for split in SPLITS:
-        if not sum(counts[split].values()):
-            raise FolderError(
-                f"no {split} clips from {where} ({skipped} files skipped): add files, raise "
-                f"dataset.split_fractions, or name the splits in a CSV (dataset.split_csv)")
-    empty = [label for label, n in counts["train"].items() if n == 0]
-    if empty:
-        raise FolderError(f"no train clips for {', '.join(empty)} in {where} ({skipped} files "
-                          "skipped); check the folder names against dataset.keywords")

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from keyspot import artifacts
 from keyspot.data import folder
+from keyspot.data.source import Summary
 
 CACHE_ENV = "KEYSPOT_CACHE"
 INDEX = ".keyspot-etags.json"   # in the cache folder: relative path -> ETag of the copy
@@ -59,7 +60,7 @@ def cache_folder(dataset) -> Path:
     return Path(base).expanduser() / "s3" / bucket / prefix
 
 
-def fetch(dataset, seed: int, out: Path = Path("data/raw"), progress: bool = True) -> folder.Summary:
+def fetch(dataset, seed: int, out: Path = Path("data/raw"), progress: bool = True) -> Summary:
     """Mirror the bucket prefix into the cache, then convert it into `out`."""
     start = time.perf_counter()
     bucket, prefix = parse_url(dataset.url)
@@ -71,7 +72,7 @@ def fetch(dataset, seed: int, out: Path = Path("data/raw"), progress: bool = Tru
     failed_paths = {path for path, _ in failed}
     files = [o.rel for o in objects if o.rel not in failed_paths]
     summary = folder.convert(dataset, cache, files, out, dataset.url, skipped, progress)
-    summary.downloaded, summary.cached = downloaded, len(files) - downloaded
+    summary.origin += f" ({downloaded} downloaded, {len(files) - downloaded} from the cache)"
     summary.seconds = time.perf_counter() - start
     return summary
 

@@ -1,11 +1,12 @@
 """dataset.name -> the function that writes data/raw/ for that source.
 
 Every source has the same contract: `fetch(dataset, seed, out)` writes
-`out/` (clips, manifest.csv, labels.json) and returns a summary with
-`line()` and `table()` for the log, and `skipped` ((source path, reason) for
-every file not used) for the data report (keyspot/data/report.py), which
-also reads `sources` (a list of report.SourceFile) where a source has it.
-The features stage reads only `out/`.
+`out/` (clips, manifest.csv, labels.json) and returns a
+keyspot.data.source.Summary: `line()` and `table()` for the log, `skipped`
+((source path, reason) for every file not used) and `sources` (each source
+file that became clips) for the data report (keyspot/data/report.py). Its
+errors are keyspot.data.source.SourceError. The features stage reads only
+`out/`.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ on (seed, split, index), never on the worker count.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import multiprocessing
@@ -38,9 +37,9 @@ from tqdm import tqdm
 
 from keyspot import artifacts, audio
 from keyspot.data import archive, download
-from keyspot.data.manifest import SPLITS, Row, counts_table, write_manifest
+from keyspot.data.manifest import SPLITS, Row, write_manifest
 from keyspot.data.report import SourceFile
-from keyspot.errors import UserError
+from keyspot.data.source import SourceError, Summary, check_counts, seeded_rng
 from keyspot.labels import SILENCE, UNKNOWN
 from keyspot.params import ParamsError
 from keyspot.params import SpeechCommandsDataset as Dataset
@@ -88,7 +87,7 @@ SILENCE_GAIN = (0.0, 1.0)
 SKIPPED_SHOWN = 20
 
 
-class DatasetError(UserError, RuntimeError):
+class DatasetError(SourceError):
     """The extracted archive is not laid out as Speech Commands, or a split or label ends up empty."""
 
 
@@ -102,35 +101,6 @@ class Job:
     source: str       # path inside the cache folder, e.g. speech_commands_v0.02/yes/x.wav
     start: int = -1   # _silence_: first sample of the window, at the target rate
     gain: float = 1.0
-
-
-@dataclasses.dataclass
-class Summary:
-    out: Path
-    version: str
-    test_archive: bool
-    counts: dict[str, dict[str, int]]   # split -> label -> clips
-    skipped: list[tuple[str, str]]      # (path inside the cache folder, reason)
-    seconds: float
-    sources: list[SourceFile]           # each recording used, as it is in the archive
-
-    @property
-    def clips(self) -> int:
-        return sum(sum(by_label.values()) for by_label in self.counts.values())
-
-    def line(self) -> str:
-        per_split = ", ".join(f"{sum(self.counts[s].values())} {s}" for s in SPLITS)
-        source = f"Speech Commands {self.version}" + (" + its test archive" if self.test_archive else "")
-        return (f"fetch: {self.clips} clips ({per_split}) from {source} in {self.out} "
-                f"in {self.seconds:.1f} s; {len(self.skipped)} skipped")
-
-    def table(self) -> str:
-        lines = counts_table(self.counts)
-        for path, reason in self.skipped[:SKIPPED_SHOWN]:
-            lines.append(f"  skipped {path}: {reason}")
-        if len(self.skipped) > SKIPPED_SHOWN:
-            lines.append(f"  ... and {len(self.skipped) - SKIPPED_SHOWN} more skipped (listed on stderr)")
-        return "\n".join(lines)
 
 
 def labels(dataset: Dataset) -> list[str]:
@@ -175,11 +145,13 @@ def fetch(dataset: Dataset, seed: int, out: Path = Path("data/raw"), progress: b
         counts = {s: {label: 0 for label in labels(dataset)} for s in SPLITS}
         for job in done:
             counts[job.split][job.label] += 1
-        _check_counts(counts, len(skipped))
+        check_counts(counts, len(skipped), DatasetError, "check the archive's validation_list.txt / "
+                     "testing_list.txt and the errors above", "see the errors above")
         write_manifest(tmp / "manifest.csv", [Row(j.out, j.label, j.split, j.speaker) for j in done])
         (tmp / "labels.json").write_text(json.dumps(labels(dataset)) + "\n")
-    return Summary(out, dataset.version, dataset.test_archive, counts, sorted(skipped),
-                   time.perf_counter() - start, sorted(sources, key=lambda f: f.path))
+    origin = f"Speech Commands {dataset.version}" + (" + its test archive" if dataset.test_archive else "")
+    return Summary(out, origin, counts, sorted(skipped), sorted(sources, key=lambda f: f.path),
+                   time.perf_counter() - start, skipped_shown=SKIPPED_SHOWN)
 
 
 def check(dataset: Dataset, out: Path) -> None:
@@ -263,7 +235,7 @@ def plan(dataset: Dataset, seed: int, main_root: Path, test_root: Path | None
         for split in splits:
             wanted = math.ceil(keyword_clips[split] * dataset.unknown_percentage / 100)
             pool = sorted(unknown[split], key=lambda j: j.out)
-            order = _rng(seed, "unknown", split).permutation(len(pool))
+            order = seeded_rng(seed, "unknown", split).permutation(len(pool))
             jobs += [pool[i] for i in order[:wanted]]
     noise: dict[str, tuple[int, SourceFile]] = {}
     skipped: list[tuple[str, str]] = []
@@ -351,18 +323,13 @@ def _silence_jobs(noise: dict[str, int], split: str, wanted: int, seed: int, dat
                            "or delete the extracted archive in the cache and fetch again")
     jobs = []
     for i in range(wanted):
-        rng = _rng(seed, "silence", split, i)
+        rng = seeded_rng(seed, "silence", split, i)
         rel, first, last = stretches[int(rng.integers(len(stretches)))]
         start = int(rng.integers(first, last - n + 1))
         gain = float(rng.uniform(*SILENCE_GAIN))
         jobs.append(Job(f"clips/{SILENCE}/{split}_{i:05d}.wav", SILENCE, split,
                         f"{BACKGROUND}/{Path(rel).name}#{split}", rel, start, gain))
     return jobs
-
-
-def _rng(*parts) -> np.random.Generator:
-    key = "\x1f".join(str(p) for p in parts).encode()
-    return np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:16], "little"))
 
 
 def _decode_noise(path: Path, sample_rate: int) -> np.ndarray:
@@ -437,14 +404,3 @@ def _write_all(jobs: list[Job], dataset: Dataset, cache: Path, root: Path,
                 pool.terminate()
                 pool.join()
     return done, skipped, sources
-
-
-def _check_counts(counts: dict[str, dict[str, int]], skipped: int) -> None:
-    for split in SPLITS:
-        if not sum(counts[split].values()):
-            raise DatasetError(f"no {split} clips were written ({skipped} skipped); check the "
-                               "archive's validation_list.txt / testing_list.txt and the errors above")
-    empty = [label for label, n in counts["train"].items() if n == 0]
-    if empty:
-        raise DatasetError(f"no train clips for {', '.join(empty)} ({skipped} skipped); "
-                           "see the errors above")

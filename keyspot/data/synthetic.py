@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import multiprocessing
 import os
@@ -37,9 +36,9 @@ from tqdm import tqdm
 
 from keyspot import artifacts, audio
 from keyspot.data import tts
-from keyspot.data.manifest import SPLITS, Row, counts_table, write_manifest
+from keyspot.data.manifest import SPLITS, Row, write_manifest
 from keyspot.data.report import SourceFile
-from keyspot.errors import UserError
+from keyspot.data.source import SourceError, Summary, check_counts, seeded_rng
 from keyspot.labels import SILENCE, UNKNOWN
 from keyspot.params import ParamsError
 from keyspot.params import SyntheticDataset as Dataset
@@ -60,7 +59,7 @@ BABBLE_TALKER_DB = (-6.0, 0.0)     # level of each talker in the mix
 _LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9'_-]*$")
 
 
-class FetchError(UserError, RuntimeError):
+class FetchError(SourceError):
     """Generation finished but left a label or split without clips."""
 
 
@@ -83,31 +82,6 @@ class Clip:
         return f"clips/{self.label}/{_slug(self.voice)}_{word}_{self.take}.wav"
 
 
-@dataclasses.dataclass
-class Summary:
-    out: Path
-    voices: int
-    speakers: int
-    counts: dict[str, dict[str, int]]   # split -> label -> clips
-    skipped: list[tuple[str, str]]      # (clip or babble path, reason)
-    truncated: int
-    seconds: float
-    sources: list[SourceFile]           # each spoken word as the engine rendered it
-
-    @property
-    def clips(self) -> int:
-        return sum(sum(by_label.values()) for by_label in self.counts.values())
-
-    def line(self) -> str:
-        per_split = ", ".join(f"{sum(self.counts[s].values())} {s}" for s in SPLITS)
-        return (f"fetch: {self.clips} clips ({per_split}) from {self.voices} voices "
-                f"({self.speakers} speakers) in {self.out} in {self.seconds:.1f} s; "
-                f"{len(self.skipped)} skipped, {self.truncated} truncated to the clip length")
-
-    def table(self) -> str:
-        return "\n".join(counts_table(self.counts, column=5))
-
-
 def labels(dataset: Dataset) -> list[str]:
     """Class names, index = class id."""
     return [SILENCE, UNKNOWN, *dataset.keywords]
@@ -127,7 +101,7 @@ def speaker(voice: str) -> str:
 def split_voices(speakers, fractions: dict[str, float], seed: int) -> dict[str, str]:
     """speaker -> split: a seeded shuffle, at least one speaker each in val and test."""
     order = list(dict.fromkeys(speakers))
-    _rng(seed, "voice-split").shuffle(order)
+    seeded_rng(seed, "voice-split").shuffle(order)
     n = len(order)
     n_test = max(1, round(fractions["test"] * n))
     n_val = max(1, round(fractions["val"] * n))
@@ -167,7 +141,7 @@ def render(clip: Clip, dataset: Dataset, seed: int, workdir: Path,
            babble: np.ndarray | None = None) -> tuple[np.ndarray, bool, SourceFile | None]:
     """int16 PCM of one clip, whether the word was longer than the clip, and
     the word as the engine rendered it (None for `_silence_`)."""
-    rng = _rng(seed, clip.voice, clip.label, clip.word, clip.take)
+    rng = seeded_rng(seed, clip.voice, clip.label, clip.word, clip.take)
     n = round(dataset.sample_rate * dataset.clip_seconds)
     if clip.label == SILENCE:
         return background(rng, n, dataset.noise, babble), False, None
@@ -229,7 +203,7 @@ def babble_plan(dataset: Dataset, seed: int, train_voices: list[str]) -> list[Se
     """The sentences of the babble, spoken by training voices only."""
     if "babble" not in dataset.noise.kinds:
         return []
-    rng = _rng(seed, "babble")
+    rng = seeded_rng(seed, "babble")
     sentences = []
     for i in range(BABBLE_RENDERS):
         voice = tts_voice(train_voices[int(rng.integers(len(train_voices)))], rng, dataset)
@@ -241,7 +215,7 @@ def babble_plan(dataset: Dataset, seed: int, train_voices: list[str]) -> list[Se
 
 def mix_babble(renders: list[np.ndarray], dataset: Dataset, seed: int) -> np.ndarray:
     """BABBLE_TRACKS recordings of several talkers at once, each at RMS 1."""
-    rng = _rng(seed, "babble-mix")
+    rng = seeded_rng(seed, "babble-mix")
     length = round(BABBLE_SECONDS * dataset.sample_rate)
     lo, hi = dataset.noise.babble_talkers
     tracks = np.zeros((BABBLE_TRACKS, length), np.float32)
@@ -277,13 +251,14 @@ def generate(dataset: Dataset, seed: int, out: Path = Path("data/raw"),
         counts = {s: {label: 0 for label in labels(dataset)} for s in SPLITS}
         for clip in done:
             counts[clip.split][clip.label] += 1
-        _check_counts(counts, {c.label for c in clips if c.split == "train"}, len(skipped))
+        check_counts(counts, len(skipped), FetchError, "see the errors above",
+                     required={c.label for c in clips if c.split == "train"})
         write_manifest(tmp / "manifest.csv",
                        [Row(c.path, c.label, c.split, speaker(c.voice)) for c in done])
         (tmp / "labels.json").write_text(json.dumps(labels(dataset)) + "\n")
-    return Summary(out, len(voices(dataset)), len({speaker(v) for v in voices(dataset)}), counts,
-                   sorted(skipped), truncated, time.perf_counter() - start,
-                   sorted(sources, key=lambda s: s.path))
+    origin = f"{len(voices(dataset))} voices ({len({speaker(v) for v in voices(dataset)})} speakers)"
+    return Summary(out, origin, counts, sorted(skipped), sorted(sources, key=lambda s: s.path),
+                   time.perf_counter() - start, notes=(f"{truncated} truncated to the clip length",), column=5)
 
 
 def check(dataset: Dataset) -> None:
@@ -450,21 +425,9 @@ def _render_all(clips, sentences, dataset, seed, root, progress):
 
 # --- helpers -----------------------------------------------------------------
 
-def _check_counts(counts, planned_train_labels: set[str], skipped: int) -> None:
-    for split in SPLITS:
-        if not sum(counts[split].values()):
-            raise FetchError(f"no {split} clips were written ({skipped} skipped); "
-                             "see the errors above")
-    empty = [label for label, n in counts["train"].items()
-             if n == 0 and label in planned_train_labels]
-    if empty:
-        raise FetchError(f"no train clips for {', '.join(empty)} ({skipped} skipped); "
-                         "see the errors above")
-
-
 def _unknown_words(dataset: Dataset, seed: int, voice: str) -> list[str]:
     """unknown_per_voice words for this voice: whole shuffled passes, so balanced."""
-    rng = _rng(seed, "unknown-words", voice)
+    rng = seeded_rng(seed, "unknown-words", voice)
     words: list[str] = []
     while len(words) < dataset.unknown_per_voice:
         words += [dataset.unknown_words[i] for i in rng.permutation(len(dataset.unknown_words))]
@@ -475,11 +438,6 @@ def _get(obj, dotted: str):
     for part in dotted.split("."):
         obj = getattr(obj, part)
     return obj
-
-
-def _rng(*parts) -> np.random.Generator:
-    key = "\x1f".join(str(p) for p in parts).encode()
-    return np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:16], "little"))
 
 
 def _trim(x: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from keyspot import audio
-from keyspot.errors import UserError
+from keyspot.data.source import SourceError
 
 PROGRAMS = {"espeak": "espeak-ng", "flite": "flite"}
 INSTALL_HINT = "apt-get install espeak-ng flite"
@@ -32,7 +32,7 @@ FLITE_DEFAULT_F0_HZ = 120.0
 FLITE_LIMITED = {"awb_time": "a limited-domain voice that speaks only clock times"}
 
 
-class MissingToolError(UserError, RuntimeError):
+class MissingToolError(SourceError):
     """A text-to-speech program is not installed."""
 
 
