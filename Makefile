@@ -21,11 +21,14 @@ run: setup ## run the whole pipeline on the default dataset (dvc repro)
 	dvc repro
 
 test: setup ## lint, then run the test suite
-	ruff check keyspot stages tests
+	ruff check keyspot stages tests bench
 	python -m pytest $(PYTEST_ARGS)
 
+# The folder c-export writes, as params.yaml names it (export.out_dir).
+OUT_DIR = $(shell python -c 'import yaml; print(yaml.safe_load(open("params.yaml"))["export"]["out_dir"])')
+
 firmware: setup ## build the PSoC 6 app without ModusToolbox: firmware/psoc6/build/keyspot-psoc6.elf, .hex, size.json
-	$(MAKE) -C firmware/psoc6 -f gcc.mk
+	$(MAKE) -C firmware/psoc6 -f gcc.mk GENERATED=$(abspath $(OUT_DIR))
 
 firmware-test: setup ## firmware/core on the host and under QEMU, and the PSoC 6 app on the real libraries
 	python -m pytest tests/test_c_export.py tests/test_firmware_core.py tests/test_c_engine.py \
@@ -39,7 +42,7 @@ bench-serve: setup ## keyspot serve against the tutorials' Flask server: latency
 	python bench/serve_bench.py
 
 lint: setup ## ruff
-	ruff check keyspot stages tests
+	ruff check keyspot stages tests bench
 
 lock: ## re-pin every Python dependency from the current .venv
 	$(VENV)/bin/pip freeze --exclude-editable | grep -v '^keyspot' > requirements.lock

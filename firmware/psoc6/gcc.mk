@@ -42,11 +42,10 @@ LIB_DIRS := $(foreach d,$(filter-out deps/core-make.mtb deps/recipe-make-cat1a.m
 BSP_DIR := $(call dep_dir,deps/TARGET_CY8CKIT-062S2-43012.mtb)
 LINKER_SCRIPT := $(BSP_DIR)/COMPONENT_CM4/TOOLCHAIN_GCC_ARM/cy8c6xxa_cm4_dual.ld
 
-# The application: what ModusToolbox finds in source/ (source/generated/
-# included) and the SOURCES app.mk names. GENERATED=dir builds it with
-# another folder c-export wrote in place of source/generated.
-GENERATED ?= source/generated
-APP_C := $(wildcard source/*.c $(GENERATED)/*.c) $(filter %.c,$(SOURCES))
+# The application: what ModusToolbox finds in source/ and in GENERATED (the
+# folder c-export wrote, app.mk), and the SOURCES app.mk names; sorted, as a
+# GENERATED outside this folder is among those SOURCES too.
+APP_C := $(sort $(wildcard source/*.c $(GENERATED)/*.c) $(filter %.c,$(SOURCES)))
 APP_CXX := $(wildcard source/*.cpp) $(filter %.cpp,$(SOURCES))
 
 CROSS ?= arm-none-eabi-
@@ -88,7 +87,7 @@ QEMU_INPUTS = $(call remember,$(QEMU_BUILD)/inputs.txt,$(abspath $(GENERATED)) $
 endif
 
 CPPFLAGS_ALL := $(addprefix -D,$(ALL_DEFINES)) \
-	$(addprefix -I,$(patsubst source/generated,$(GENERATED),$(INCLUDES)) $(LIB_INCLUDES)) -MMD -MP
+	$(addprefix -I,$(INCLUDES) $(LIB_INCLUDES)) -MMD -MP
 
 # Objects mirror their sources' absolute paths under build/obj.
 obj = $(BUILD)/obj$(abspath $(1)).o
