@@ -21,7 +21,7 @@ run: setup ## run the whole pipeline on the default dataset (dvc repro)
 	dvc repro
 
 test: setup ## lint, then run the test suite
-	ruff check keyspot stages tests bench
+	ruff check keyspot stages tests bench hydra_plugins
 	python -m pytest $(PYTEST_ARGS)
 
 # The folder c-export writes, as params.yaml names it (export.out_dir).
@@ -42,7 +42,7 @@ bench-serve: setup ## keyspot serve against the tutorials' Flask server: latency
 	python bench/serve_bench.py
 
 lint: setup ## ruff
-	ruff check keyspot stages tests bench
+	ruff check keyspot stages tests bench hydra_plugins
 
 lock: ## re-pin every Python dependency from the current .venv
 	$(VENV)/bin/pip freeze --exclude-editable | grep -v '^keyspot' > requirements.lock

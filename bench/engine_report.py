@@ -1,5 +1,5 @@
 """Flash, RAM and instructions per inference of keyspot's C engine and of
-TensorFlow Lite Micro with CMSIS-NN for every registered model, on the same
+TensorFlow Lite Micro with CMSIS-NN for every model config (conf/model/*.yaml), on the same
 Cortex-M4F under QEMU.
 
     python bench/engine_report.py                 # every conf/model/*.yaml
@@ -96,7 +96,7 @@ class Row:
         return None if self.tflm_arena_bytes is None else 1 - self.engine_ram_bytes / self.tflm_arena_bytes
 
 
-def registered_models(repo: Path) -> list[str]:
+def model_configs(repo: Path) -> list[str]:
     return sorted(p.stem for p in (repo / "conf/model").glob("*.yaml"))
 
 
@@ -243,14 +243,14 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"engine_report: needs {', '.join(missing)} (scripts/setup.sh installs them)", file=sys.stderr)
         return 2
-    known = registered_models(repo)
+    known = model_configs(repo)
     if not known:
         print(f"engine_report: {repo / 'conf/model'} has no models; run from the repository root "
               "or pass --repo", file=sys.stderr)
         return 2
     unknown = [m for m in args.models if m not in known]
     if unknown:
-        print(f"engine_report: unknown model {', '.join(unknown)}; registered: {', '.join(known)}",
+        print(f"engine_report: unknown model {', '.join(unknown)}; model configs: {', '.join(known)}",
               file=sys.stderr)
         return 2
     rows = []

@@ -6,7 +6,7 @@ every result appended as nested lists and dumped to one JSON file. It is
 timed twice: verbatim, with librosa's defaults as the tutorials call it
 (resampling to 22,050 Hz, 13 MFCCs from a 2048-point FFT), and like for
 like, with keyspot's feature parameters (conf/features/mfcc.yaml).
-keyspot's way: `keyspot.extract.run`, the features stage itself (threaded,
+keyspot's way: `keyspot.features.extract.run`, the features stage itself (threaded,
 vectorised, streamed to .npz). All run on the same WAV files, each in a
 fresh process, after one warm-up clip; the files are read once beforehand
 so every run finds them in the page cache. Prints clips per second, peak
@@ -84,8 +84,8 @@ def tutorial(paths: list[Path], out: Path, p, verbatim: bool) -> float:
 
 def keyspot_stage(paths: list[Path], out: Path, params) -> float:
     """The features stage on a manifest of the same clips."""
-    from keyspot import extract
     from keyspot.data.manifest import Row, write_manifest
+    from keyspot.features import extract
 
     root = paths[0].parents[1]
     splits = ("train",) * 8 + ("val", "test")
@@ -105,9 +105,9 @@ def _params():
     """The default feature parameters, and the dataset keys the stage reads."""
     from types import SimpleNamespace
 
-    from keyspot.params import Features, read_yaml
+    from keyspot.schema import Features
 
-    features = Features(**read_yaml(REPO / "conf" / "features" / "mfcc.yaml"))
+    features = Features()
     return SimpleNamespace(features=features, dataset=SimpleNamespace(
         sample_rate=SAMPLE_RATE, clip_seconds=1.0, workers=0))
 

@@ -157,7 +157,10 @@ def install_together(moves: dict[Path, Path]) -> None:
     one set: every destination is renamed aside first, then each staged one
     renamed in, then the old ones removed. Renames only, so the window in
     which a kill leaves a mixed set is a few system calls long; an exception
-    puts the previous set back."""
+    puts the previous set back. What a killed install left beside the
+    destinations (`.<name>.*`) is removed first."""
+    for dest in moves.values():
+        clear_stale(dest)
     aside: dict[Path, Path] = {}
     placed: list[Path] = []
     try:

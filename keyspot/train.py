@@ -59,7 +59,7 @@ def _history_csv(history: list[dict]) -> str:
 
 def load_training_audio(raw_dir: Path, paths: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     """int16 clips of the training split, in the order of train.npz."""
-    from keyspot.extract import stream_pcm
+    from keyspot.features.extract import stream_pcm
 
     return stream_pcm([Path(raw_dir) / str(p) for p in paths], spec)
 
@@ -103,9 +103,6 @@ def write_outputs(model, history: list[dict], summary: dict, models_dir: Path, r
     stays in place, which is why dvc.yaml persists train's outputs."""
     models_dir.mkdir(parents=True, exist_ok=True)
     artifacts.clear_stale(models_dir / STAGING)
-    for name in ("model.keras", "saved_model"):
-        artifacts.clear_stale(models_dir / name)
-    artifacts.clear_stale(reports_dir)
     with tempfile.TemporaryDirectory(dir=models_dir, prefix=f".{STAGING}.") as tmp:
         tmp = Path(tmp)
         keras_files.save_keras(model, tmp / "model.keras")

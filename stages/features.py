@@ -1,18 +1,19 @@
 """features stage: data/raw -> data/features/{train,val,test}.npz + spec.json.
 
-features.backend picks where it runs: here, or in a SageMaker processing job
+backend.features picks where it runs: here, or in a SageMaker processing job
 running the same code (keyspot/sagemaker_jobs/processing.py); the outputs
 are the same files either way.
 """
 
 from pathlib import Path
 
-from keyspot import extract, params, stage
+from keyspot import params, stage
+from keyspot.features import extract
 
 
 def run():
     p = params.load()
-    if p.features.backend == "sagemaker":
+    if p.backend.features == "sagemaker":
         from keyspot.sagemaker_jobs import processing  # boto3 only when it is used
 
         counts = processing.run(p, Path("data/raw"), Path("data/features"))

@@ -1,6 +1,6 @@
 """train stage: data/features -> models/model.keras, models/saved_model, reports/train.
 
-train.backend picks where it trains: here, or in a SageMaker training job
+backend.train picks where it trains: here, or in a SageMaker training job
 running the same code (keyspot/sagemaker_jobs/training.py); the outputs are
 the same files either way.
 """
@@ -12,7 +12,7 @@ from keyspot import params, stage, train
 
 def run():
     p = params.load()
-    if p.train.backend == "sagemaker":
+    if p.backend.train == "sagemaker":
         from keyspot.sagemaker_jobs import training  # boto3 only when it is used
 
         summary = training.run(p, Path("data/features"), Path("models"), Path("reports/train"))

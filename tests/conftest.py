@@ -38,7 +38,7 @@ def tiny_data(tmp_path_factory, smoke_params):
     features (`features/`), for stage-level tests of train and its backends."""
     import tiny_dataset
 
-    from keyspot import extract
+    from keyspot.features import extract
 
     root = tmp_path_factory.mktemp("tiny_data")
     extract.run(smoke_params, tiny_dataset.make(root / "raw"), root / "features")

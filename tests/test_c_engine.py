@@ -1,9 +1,9 @@
 """keyspot's C engine (export.engine=c) gives TFLite's reference kernels' bytes.
 
-Every model in the registry (conf/model/*.yaml at a small width, with
+Every model config (conf/model/*.yaml at a small width, with
 calibrated random weights: BatchNorm scales drawn at random so the folded
 per-channel scales differ), plus a model that uses the kernel options the
-registry does not (strides, dilation, VALID padding, a depth multiplier,
+model configs do not (strides, dilation, VALID padding, a depth multiplier,
 RELU6, padded pooling, two dense layers), is converted by
 keyspot.quantize.convert, exported with engine=c, built for the host, and run
 on test-split-like clips and saturating inputs: every layer's output, not
@@ -51,7 +51,7 @@ pytestmark = [
 
 REPO = Path(__file__).resolve().parents[1]
 CORE = REPO / "firmware/core"
-REGISTERED = sorted(p.stem for p in (REPO / "conf/model").glob("*.yaml"))
+MODEL_CONFIGS = sorted(p.stem for p in (REPO / "conf/model").glob("*.yaml"))
 LABELS = ("_silence_", "_unknown_", "yes", "no", "up", "down")
 needs_qemu = pytest.mark.skipif(
     shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
@@ -72,7 +72,7 @@ def _composed(name: str) -> dict:
 
 def _spec(pcm: np.ndarray) -> FeatureSpec:
     """The configured feature spec, with statistics measured on `pcm`."""
-    params = from_dict(_composed(REGISTERED[0]))
+    params = from_dict(_composed(MODEL_CONFIGS[0]))
     spec = spec_from_params(params.features, params.dataset.sample_rate, params.dataset.clip_seconds,
                             list(LABELS))
     raw = features.unnormalised(pcm, spec).reshape(-1, spec.num_coefficients).astype(np.float64)
@@ -113,7 +113,7 @@ def _test_like_clips(samples: int, rate: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def clips():
-    params = from_dict(_composed(REGISTERED[0]))
+    params = from_dict(_composed(MODEL_CONFIGS[0]))
     samples = round(params.dataset.sample_rate * params.dataset.clip_seconds)
     pcm = _test_like_clips(samples, params.dataset.sample_rate)
     spec = _spec(pcm)
@@ -146,7 +146,7 @@ def _small_model_params(name: str):
 
 
 def _coverage_model(shape: tuple[int, int], num_labels: int):
-    """The kernel options no registered model uses (dilation: see _dilate)."""
+    """The kernel options no model config uses (dilation: see _dilate)."""
     import keras
     from keras import layers
 
@@ -285,7 +285,7 @@ def _differences(model: bytes, c_layers: dict, tf_layers: dict) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("name", [*REGISTERED, "coverage"])
+@pytest.mark.parametrize("name", [*MODEL_CONFIGS, "coverage"])
 def test_every_layer_equals_the_tflite_reference_interpreter(case_factory, name):
     c = case_factory(name)
     outputs, c_layers = _c_engine(c.build, c.inputs, len(c.spec.labels))
@@ -300,7 +300,7 @@ def test_every_layer_equals_the_tflite_reference_interpreter(case_factory, name)
 
 
 def test_export_is_reproducible_and_says_what_it_planned(case_factory):
-    c = case_factory(REGISTERED[0])
+    c = case_factory(MODEL_CONFIGS[0])
     again = _export_engine(c.generated.parent, c.model, c.spec, out="again")
     assert {p.name: p.read_bytes() for p in again.iterdir()} == {
         p.name: p.read_bytes() for p in c.generated.iterdir()}
@@ -351,7 +351,7 @@ def _chain_lines(text: str) -> list[str]:
 
 
 @needs_qemu
-@pytest.mark.parametrize("name", REGISTERED)
+@pytest.mark.parametrize("name", MODEL_CONFIGS)
 def test_cortex_m4_under_qemu_runs_the_chain_as_the_host_does(case_factory, clips, tmp_path, name):
     c = case_factory(name)
     _, pcm, _ = clips
@@ -443,7 +443,7 @@ def test_unsupported_operator_is_refused_by_name(clips, tmp_path, monkeypatch, c
 
 def test_unsupported_option_is_refused_by_name(case_factory):
     """A fused activation the int8 kernels do not apply, set in the flatbuffer."""
-    c = case_factory(REGISTERED[0])
+    c = case_factory(MODEL_CONFIGS[0])
     m = schema.ModelT.InitFromPackedBuf(bytearray(c.model), 0)
     first = m.subgraphs[0].operators[0]
     first.builtinOptions.fusedActivationFunction = schema.ActivationFunctionType.SIGN_BIT
@@ -527,7 +527,7 @@ def test_instruction_count_from_the_qemu_lines():
 def test_engine_report_measures_a_registered_model(psoc6_libs, tmp_path, capsys):
     engine_report = _bench_engine_report()
 
-    name = "tiny_conv" if "tiny_conv" in REGISTERED else REGISTERED[0]
+    name = "tiny_conv" if "tiny_conv" in MODEL_CONFIGS else MODEL_CONFIGS[0]
     assert engine_report.main([name, "--repo", str(REPO), "--json", str(tmp_path / "report.json")]) == 0
     table = capsys.readouterr().out
     (row,) = json.loads((tmp_path / "report.json").read_text())

@@ -14,7 +14,7 @@ import soundfile
 import yaml
 
 from keyspot.data import folder, report
-from keyspot.params import FolderDataset
+from keyspot.data.folder import FolderDataset
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -34,7 +34,7 @@ from botocore.stub import ANY, Stubber
 from test_serve import build_workdir
 
 from keyspot.deploy import DeployError, sagemaker
-from keyspot.params import Deploy
+from keyspot.schema import Deploy
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE = REPO / "stages" / "sagemaker_deploy.py"
@@ -455,3 +455,18 @@ def test_stage_deploys_then_does_nothing_then_delete_removes_it(workdir, answer,
         cwd=work, env=env, capture_output=True, text=True, timeout=120)
     assert broken.returncode == 2 and "missing.yaml: not found" in broken.stderr
     assert "Traceback" not in broken.stderr
+
+
+def test_the_default_framework_versions_have_images_and_agree():
+    """deploy.framework_version serves what sagemaker.framework_version
+    (the TensorFlow of requirements.lock) trains: the newest TF Serving image
+    the SDK has, no newer than the training one."""
+    from keyspot.sagemaker_jobs import config as job_config
+    from keyspot.schema import SageMakerJobs
+
+    serving, training = Deploy().framework_version, SageMakerJobs().framework_version
+    assert f"tensorflow-inference:{serving}-cpu" in sagemaker.image_uri(REGION, serving, "ml.m5.large")
+    assert f"tensorflow-training:{training}-cpu" in job_config.image_uri(SageMakerJobs())
+    assert tuple(map(int, serving.split("."))) <= tuple(map(int, training.split(".")))
+    import tensorflow as tf
+    assert tf.__version__.startswith(training + ".")

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tiny_dataset
 
-from keyspot import extract, features
+from keyspot import features
+from keyspot.features import extract
 
 
 def _md5s(folder):

@@ -787,7 +787,7 @@ def test_a_folder_datasets_first_keyword_is_heard_in_a_stream(tmp_path_factory):
     """The folder source puts _unknown_ first and has no _silence_: the C
     recognizer, built with the generated recognizer_config.h and given no
     parameters, reports "yes" (label 1) and "no", and never _unknown_."""
-    from keyspot.params import Recognizer
+    from keyspot.schema import Recognizer
 
     root = tmp_path_factory.mktemp("folder_keywords")
     labels = _folder_labels(root / "audio")

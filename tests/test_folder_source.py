@@ -19,11 +19,13 @@ import pytest
 import soundfile
 import yaml
 
-from keyspot import audio, extract
+from keyspot import audio
 from keyspot.compose import compose
 from keyspot.data import folder, report
+from keyspot.data.folder import FolderDataset
 from keyspot.data.manifest import SPLITS, read_manifest
-from keyspot.params import FolderDataset, ParamsError, from_dict
+from keyspot.features import extract
+from keyspot.params import ParamsError, from_dict
 
 REPO = Path(__file__).resolve().parents[1]
 

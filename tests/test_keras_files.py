@@ -12,13 +12,13 @@ import numpy as np
 SAVE = """
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from keyspot import keras_files, models
+from keyspot.models.ds_cnn import DsCnn
 from keyspot.train import make_deterministic
 
 make_deterministic(7)
 ballast = [object() for _ in range(int(sys.argv[2]))]  # shifts every later address
-p = SimpleNamespace(name="ds_cnn_s", filters=8, blocks=2, first_kernel=(10, 4), first_stride=(2, 2), dropout=0.1)
+p = DsCnn(filters=8, blocks=2, dropout=0.1)
 model = models.build(p, (49, 10), 5)
 out = Path(sys.argv[1])
 keras_files.save_keras(model, out / "model.keras")
@@ -44,9 +44,9 @@ def test_rewritten_keras_file_loads_and_predicts_the_same(tmp_path):
     import keras
 
     from keyspot import keras_files, models
-    from keyspot.params import Model
+    from keyspot.models.tiny_conv import TinyConv
 
-    p = Model(name="tiny_conv", filters=4, blocks=0, first_kernel=(10, 8), first_stride=(2, 2), dropout=0.1)
+    p = TinyConv(filters=4, dropout=0.1)
     model = models.build(p, (49, 10), 3)
     keras_files.save_keras(model, tmp_path / "m.keras")
     x = np.random.default_rng(0).standard_normal((2, 49, 10, 1)).astype(np.float32)

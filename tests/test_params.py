@@ -52,8 +52,12 @@ def _broken(base: dict, path: str, value) -> dict:
     ("features.kind", "wavelet", "features.kind: 'wavelet' is not one of"),
     ("dataset.keywords", [True, "no"], "dataset.keywords[0]: expected a string"),
     ("features.fft_size", 256, "features.fft_size: 256 is shorter than the 480-sample window"),
-    ("train.augment.speed_range", [1.2, 0.9], "train.augment.speed_range: [low, high] with"),
-    ("train.class_weight_power", 2.0, "train.class_weight_power: between 0"),
+    ("train.augment.speed_range", [1.2, 0.9], "train.augment.speed_range: [1.2, 0.9] is not [low, high]"),
+    ("train.augment.speed_range", [0.4, 0.9], "train.augment.speed_range: [0.4, 0.9] is not allowed; it must be "
+                                              ">= 0.5 and <= 2"),
+    ("train.class_weight_power", 2.0, "train.class_weight_power: 2.0 is not allowed; it must be >= 0 and <= 1"),
+    ("model.architecture", "resnet", "model.architecture: 'resnet' is not one of ['cnn', 'ds_cnn', 'tiny_conv']"),
+    ("dataset.name", "folder", "unknown key(s) dataset.espeak_accents"),
 ])
 def test_bad_values_name_the_key(smoke_dict, path, value, message):
     with pytest.raises(ParamsError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):

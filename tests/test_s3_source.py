@@ -17,8 +17,9 @@ import soundfile
 import yaml
 
 from keyspot.data import folder, s3
+from keyspot.data.folder import FolderDataset
 from keyspot.data.manifest import read_manifest
-from keyspot.params import FolderDataset, S3Dataset
+from keyspot.data.s3 import S3Dataset
 
 BUCKET = "kws-audio"
 

@@ -34,9 +34,9 @@ def code(tmp_path_factory) -> Path:
     return folder_tar.unpack(archive, tmp_path_factory.mktemp("code"))
 
 
-def job_params(smoke_dict, **train_changes) -> dict:
+def job_params(smoke_dict, backend: str = "local", **train_changes) -> dict:
     return {**smoke_dict, "train": {**smoke_dict["train"], "epochs": EPOCHS, "patience": 0, **train_changes},
-            "features": {**smoke_dict["features"], "backend": "sagemaker"}}
+            "backend": {"features": "sagemaker", "train": backend}}
 
 
 def job_env(root: Path, **extra) -> dict:

@@ -94,7 +94,7 @@ def test_tarball_layout(model_dir, tmp_path):
     assert names == sorted(["1", *(f"1/{p}" for p in saved),
                             "code", "code/inference.py", "code/requirements.txt", "code/spec.json",
                             "code/keyspot", "code/keyspot/__init__.py", "code/keyspot/audio.py",
-                            "code/keyspot/features.py", "code/keyspot/serve",
+                            "code/keyspot/features", "code/keyspot/features/__init__.py", "code/keyspot/serve",
                             "code/keyspot/serve/__init__.py", "code/keyspot/serve/handler.py",
                             "code/keyspot/serve/tfserving.py"])
     assert {(m.mtime, m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, 0, "", "")}
@@ -106,7 +106,7 @@ def test_tarball_layout(model_dir, tmp_path):
         assert read("code/spec.json") == (root / "data/features/spec.json").read_bytes()
         assert read("code/keyspot/serve/handler.py") == Path(handler.__file__).read_bytes()
         assert read("code/keyspot/serve/tfserving.py") == Path(tfserving.__file__).read_bytes()
-        assert read("code/keyspot/features.py") == Path(features.__file__).read_bytes()
+        assert read("code/keyspot/features/__init__.py") == Path(features.__file__).read_bytes()
         reqs = read("code/requirements.txt").decode()
     for pin in ("numpy==2.2.6", "scipy==1.15.3", "soundfile==0.13.1"):
         assert f"\n{pin}\n" in reqs

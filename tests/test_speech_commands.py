@@ -294,7 +294,7 @@ def test_cache_inside_the_output_is_refused(composed, server, tmp_path):
 
 @pytest.mark.parametrize("path, value, message", [
     ("version", "v3", "dataset.version: 'v3' is not one of"),
-    ("silence_percentage", -1, "dataset.silence_percentage: must not be negative"),
+    ("silence_percentage", -1, r"dataset.silence_percentage: -1.0 is not allowed; it must be >= 0 and <= 100"),
     ("sha256", {"speech_commands_v0.02.tar.gz": "abc"}, "is not a SHA-256"),
     ("voices", ["espeak:en"], r"unknown key\(s\) dataset.voices"),
 ])

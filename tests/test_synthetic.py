@@ -75,16 +75,20 @@ def test_the_seed_changes_the_audio(params, tmp_path):
 
 
 def test_takes_vary_accent_intonation_and_background(params, tmp_path, monkeypatch):
-    """Each take draws its accent, final punctuation and noise: check what reached the engines."""
-    spoken, real = [], tts.synthesize
-    noises, real_noise = [], synthetic.noise
+    """Each take draws its accent, final punctuation and noise: check what reached the engines.
+    The clips render in worker processes, so the calls are recorded in files."""
+    real, real_noise = tts.synthesize, synthetic.noise
+    calls = tmp_path / "spoken.jsonl"
+    noise_calls = tmp_path / "noises.txt"
 
     def record(voice, text, *args):
-        spoken.append((str(voice), text))
+        with calls.open("a") as f:
+            f.write(json.dumps([str(voice), text]) + "\n")
         return real(voice, text, *args)
 
     def record_noise(rng, n, kind, babble):
-        noises.append(kind)
+        with noise_calls.open("a") as f:
+            f.write(kind + "\n")
         return real_noise(rng, n, kind, babble)
 
     monkeypatch.setattr(tts, "synthesize", record)
@@ -92,6 +96,8 @@ def test_takes_vary_accent_intonation_and_background(params, tmp_path, monkeypat
     dataset = tiny(params, keywords=("yes",), takes_per_keyword=8, unknown_per_voice=0,
                    silence_per_voice=0, espeak_variants=("f3", "m2", "m3"), flite_voices=())
     synthetic.generate(dataset, params.seed, tmp_path / "raw", progress=False)
+    spoken = [tuple(json.loads(line)) for line in calls.read_text().splitlines()]
+    noises = noise_calls.read_text().split()
     words = [(v, t) for v, t in spoken if t.rstrip(".?!,") == "yes"]
     assert len(words) == 24
     accents = {v.split(":")[1].split("+")[0] for v, _ in words}

@@ -41,8 +41,6 @@ import re
 import stat
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -50,11 +48,13 @@ import soundfile
 from tqdm import tqdm
 
 from keyspot import artifacts, audio
+from keyspot.data import workers
 from keyspot.data.manifest import SPLITS, Row, write_manifest
 from keyspot.data.report import SourceFile
-from keyspot.data.source import SourceError, Summary, check_counts
+from keyspot.data.source import Source, SourceError, Summary, check_counts
 from keyspot.labels import UNKNOWN
 from keyspot.params import ParamsError
+from keyspot.schema import NOT_NEGATIVE, Range, fail, setting
 
 AUDIO_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
                   ".aifc", ".au")
@@ -65,6 +65,66 @@ CLASS_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.'-]*$")
 
 class FolderError(SourceError):
     """The dataset's files could not be turned into a usable data/raw."""
+
+
+@dataclasses.dataclass
+class AudioFiles:
+    """Keys of the folder and s3 sources: which files are which class, and
+    how each becomes clips (conf/dataset/folder.yaml shows the layout)."""
+    name: str = ""
+    # The class folders, in label order. Empty: every folder holding audio is a
+    # class, in sorted order.
+    keywords: tuple[str, ...] = ()
+    # Files in folders that are not in keywords: `unknown` (the _unknown_ class,
+    # listed first in the labels) or `skip` (listed as skipped in the report).
+    other_folders: str = setting("unknown", choices=("unknown", "skip"))
+    # Splits. With split_csv (relative to root, or absolute) a CSV names them:
+    #   path,split[,label][,speaker]     header required; other columns ignored
+    # path is relative to root with forward slashes; split is train, val or
+    # test; label (optional) overrides the folder; speaker (optional) fills the
+    # manifest's speaker column. Files the CSV does not list are skipped.
+    # Without a CSV, a stable hash of each file's speaker picks its split, with
+    # split_fractions: a file keeps its split when the folder grows.
+    split_csv: str = ""
+    # The speaker of a file, found in its file name: group 1 of the first match
+    # (e.g. "^([^_]+)_nohash_" for Speech Commands names), so all files of a
+    # speaker share a split. Empty, or no match: every file is its own speaker.
+    speaker_regex: str = ""
+    split_fractions: dict[str, float] = setting({"val": 0.1, "test": 0.1}, allowed=NOT_NEGATIVE)
+    sample_rate: int = setting(16000, allowed=Range(8000, 384000))
+    clip_seconds: float = setting(1.0, allowed=Range(0, 60, low_open=True))
+    # Length policy.
+    min_seconds: float = setting(0.0, allowed=NOT_NEGATIVE)   # shorter files are skipped (listed in the report)
+    # Shorter than a clip: zeros at the `end` (as keyspot predict does) or both sides (`centre`).
+    pad: str = setting("end", choices=("end", "centre"))
+    # Longer than a clip: its `centre` clip, or every clip-long `windows`
+    # (centred; the rest is dropped).
+    long_clips: str = setting("centre", choices=("centre", "windows"))
+    max_windows: int = setting(0, allowed=NOT_NEGATIVE)   # with windows: at most this many per file, the middle ones; 0 = no limit
+    workers: int = setting(0, allowed=NOT_NEGATIVE)       # processes that convert files; 0 = all cores
+
+    def validate(self, key: str) -> None:
+        if set(self.split_fractions) != {"val", "test"}:
+            fail(f"{key}.split_fractions", "give exactly the keys val and test")
+        if sum(self.split_fractions.values()) >= 1.0:
+            fail(f"{key}.split_fractions", "val and test from 0, together below 1")
+        try:
+            re.compile(self.speaker_regex)
+        except re.error as err:
+            fail(f"{key}.speaker_regex", f"{self.speaker_regex!r} is not a regular expression ({err})")
+
+
+@dataclasses.dataclass
+class FolderDataset(AudioFiles):
+    """Audio files in a local folder, one subfolder per class."""
+    name: str = "folder"
+    root: str = ""            # the folder; a relative path is relative to the repository
+
+    def validate(self, key: str) -> None:
+        super().validate(key)
+        if not self.root:
+            fail(f"{key}.root", "empty; set it to the folder that holds one subfolder per class "
+                                "(-S dataset.root=/path/to/audio)")
 
 
 class FileError(ValueError):
@@ -409,47 +469,14 @@ def _convert_one(job: Job) -> tuple[Job, SourceFile | None, list[str], str | Non
     return job, dataclasses.replace(info, path=job.source), paths, None
 
 
-def _convert_chunk(jobs: list[Job]) -> list:
-    return [_convert_one(job) for job in jobs]
-
-
 def _convert_all(jobs, dataset, root, tmp, progress):
-    """Convert every job on `workers` processes.
-
-    Always in worker processes: a file that crashes the decoder (libsndfile
-    has had such bugs) kills a worker, not the stage. The jobs that were
-    still open then are converted again one at a time, each in a fresh
-    process if need be, so the culprit is found and reported.
-    """
-    workers = dataset.workers or os.cpu_count() or 1
-    args = (dataset, root, tmp)
-    results, open_jobs = [], []
-    with tqdm(total=len(jobs), desc="fetch", unit="file", file=sys.stderr,
-              disable=not progress) as bar:
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=args) as pool:
-            chunks = {pool.submit(_convert_chunk, jobs[i:i + CHUNK]): jobs[i:i + CHUNK]
-                      for i in range(0, len(jobs), CHUNK)}
-            for future in as_completed(chunks):
-                try:
-                    results += future.result()
-                    bar.update(len(chunks[future]))
-                except BrokenProcessPool:
-                    open_jobs += chunks[future]
-        if open_jobs:
-            tqdm.write(f"fetch: a worker died; converting the {len(open_jobs)} files it left "
-                       "one at a time to find the cause", file=sys.stderr)
-        pool = None
-        for job in sorted(open_jobs, key=lambda j: j.source):
-            pool = pool or ProcessPoolExecutor(1, initializer=_init_worker, initargs=args)
-            try:
-                results.append(pool.submit(_convert_one, job).result())
-            except BrokenProcessPool:
-                results.append((job, None, [], "crashed the decoder: the file is probably corrupt"))
-                pool.shutdown()
-                pool = None
-            bar.update()
-        if pool is not None:
-            pool.shutdown()
+    """Convert every job on worker processes (keyspot.data.workers): a file
+    that crashes the decoder is reported as skipped, and the stage goes on."""
+    with tqdm(total=len(jobs), desc="fetch", unit="file", file=sys.stderr, disable=not progress) as bar:
+        results = workers.run(_convert_one, jobs, workers=dataset.workers, initializer=_init_worker,
+                              initargs=(dataset, root, tmp), chunk=CHUNK,
+                              crashed=lambda job: (job, None, [], "crashed the decoder: the file is probably corrupt"),
+                              on_result=lambda job, result: bar.update())
     rows, sources, failed = [], [], []
     for job, info, paths, error in results:
         if error is not None:
@@ -459,3 +486,6 @@ def _convert_all(jobs, dataset, root, tmp, progress):
         sources.append(info)
         rows += [Row(p, job.label, job.split, job.speaker) for p in paths]
     return rows, sources, failed
+
+
+SOURCE = Source("folder", FolderDataset, fetch)

@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -28,7 +29,8 @@ from tqdm import tqdm
 
 from keyspot import artifacts
 from keyspot.data import folder
-from keyspot.data.source import Summary
+from keyspot.data.source import Source, Summary
+from keyspot.schema import fail
 
 CACHE_ENV = "KEYSPOT_CACHE"
 INDEX = ".keyspot-etags.json"   # in the cache folder: relative path -> ETag of the copy
@@ -37,6 +39,20 @@ DOWNLOAD_THREADS = 8            # downloads wait on the network, not on the CPU
 
 class S3Error(folder.FolderError):
     """The bucket could not be listed or read."""
+
+
+@dataclasses.dataclass
+class S3Dataset(folder.AudioFiles):
+    """The folder layout under s3://bucket/prefix, cached locally."""
+    name: str = "s3"
+    url: str = ""                       # s3://bucket/prefix
+    # The cache: $KEYSPOT_CACHE if set, else this; then s3/<bucket>/<prefix>/.
+    cache_dir: str = "~/.cache/keyspot"
+
+    def validate(self, key: str) -> None:
+        super().validate(key)
+        if not re.fullmatch(r"s3://[^/]+(/.*)?", self.url):
+            fail(f"{key}.url", f"{self.url!r} is not s3://bucket or s3://bucket/prefix")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,3 +208,6 @@ def _errors(url: str):
                       f"{hints.get(code, err.response['Error'].get('Message', ''))}") from None
     except BotoCoreError as err:
         raise S3Error(f"{url}: {err}") from None
+
+
+SOURCE = Source("s3", S3Dataset, fetch)

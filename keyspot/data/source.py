@@ -1,15 +1,20 @@
-"""What every dataset source shares: its base error, the summary it
-returns, the split-count check and the seeded random generators.
+"""What every dataset source shares: how it declares itself, its base
+error, the summary it returns, the split-count check, the seeded random
+generators and the crash-safe worker pool.
 
-A source is a module with `fetch(dataset, seed, out)` that writes data/raw/
-(clips, manifest.csv, labels.json) and returns a `Summary`; keyspot/data/
-sources.py names them.
+A source is one module of keyspot/data/ with a module-level `SOURCE =
+Source(name, schema, fetch)`: `schema` is the dataclass of its `dataset.*`
+keys (a Hydra structured config, keyspot/schema.py), and `fetch(dataset,
+seed, out)` writes data/raw/ (clips, manifest.csv, labels.json) and returns a
+`Summary`. keyspot.data.sources finds them; conf/dataset/<name>.yaml makes
+it a choice of `dataset=`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +22,13 @@ import numpy as np
 from keyspot.data.manifest import SPLITS, counts_table
 from keyspot.data.report import SourceFile
 from keyspot.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    name: str                  # dataset.name, and the file name in conf/dataset/
+    schema: type               # the dataclass of its dataset.* keys
+    fetch: Callable            # fetch(dataset, seed, out) -> Summary
 
 
 class SourceError(UserError, RuntimeError):

@@ -1,28 +1,33 @@
-"""dataset.name -> the function that writes data/raw/ for that source.
+"""dataset.name -> the source that writes data/raw/ for it.
 
-Every source has the same contract: `fetch(dataset, seed, out)` writes
-`out/` (clips, manifest.csv, labels.json) and returns a
-keyspot.data.source.Summary: `line()` and `table()` for the log, `skipped`
-((source path, reason) for every file not used) and `sources` (each source
-file that became clips) for the data report (keyspot/data/report.py). Its
-errors are keyspot.data.source.SourceError. The features stage reads only
-`out/`.
+A source is a module of keyspot/data/ that holds `SOURCE =
+keyspot.data.source.Source(...)` (see there for the contract); adding one is
+that module and its conf/dataset/<name>.yaml. The features stage reads only
+data/raw/.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import importlib
+import pkgutil
 from pathlib import Path
 
-from keyspot.data import folder, s3, speech_commands, synthetic
+import keyspot.data
+from keyspot.data.source import Source
 
-SOURCES: dict[str, Callable] = {
-    "synthetic": synthetic.generate,
-    "speech_commands": speech_commands.fetch,
-    "folder": folder.fetch,
-    "s3": s3.fetch,
-}
+
+@functools.cache
+def sources() -> dict[str, Source]:
+    found: dict[str, Source] = {}
+    for module in pkgutil.iter_modules(keyspot.data.__path__):
+        source = getattr(importlib.import_module(f"keyspot.data.{module.name}"), "SOURCE", None)
+        if isinstance(source, Source):
+            if source.name in found:
+                raise RuntimeError(f"keyspot/data/{module.name}.py: a second source named {source.name!r}")
+            found[source.name] = source
+    return dict(sorted(found.items()))
 
 
 def fetch(dataset, seed: int, out: Path):
-    return SOURCES[dataset.name](dataset, seed, out)
+    return sources()[dataset.name].fetch(dataset, seed, out)

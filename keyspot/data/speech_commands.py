@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import multiprocessing
 import os
 import re
 import sys
@@ -36,13 +35,13 @@ import soundfile
 from tqdm import tqdm
 
 from keyspot import artifacts, audio
-from keyspot.data import archive, download
+from keyspot.data import archive, download, workers
 from keyspot.data.manifest import SPLITS, Row, write_manifest
 from keyspot.data.report import SourceFile
-from keyspot.data.source import SourceError, Summary, check_counts, seeded_rng
+from keyspot.data.source import Source, SourceError, Summary, check_counts, seeded_rng
 from keyspot.labels import SILENCE, UNKNOWN
 from keyspot.params import ParamsError
-from keyspot.params import SpeechCommandsDataset as Dataset
+from keyspot.schema import NOT_NEGATIVE, Range, fail, setting
 
 BACKGROUND = "_background_noise_"
 CACHE_ENV = "KEYSPOT_CACHE"
@@ -91,6 +90,46 @@ class DatasetError(SourceError):
     """The extracted archive is not laid out as Speech Commands, or a split or label ends up empty."""
 
 
+@dataclasses.dataclass
+class SpeechCommandsDataset:
+    """Keys of `dataset` for this source (conf/dataset/speech_commands.yaml).
+    The defaults are the MLPerf Tiny keyword-spotting setup, so accuracies
+    compare with its results: v0.02, 12 classes (ten keywords, _silence_,
+    _unknown_), the official test archive as the test split, 16 kHz, 1 s."""
+    name: str = "speech_commands"
+    # Or v0.01 (30 words, no backward/forward/follow/learn/visual).
+    version: str = setting("v0.02", choices=("v0.01", "v0.02"))
+    keywords: tuple[str, ...] = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+    # As in TensorFlow's speech_commands example: per split, _silence_ (1 s cut
+    # from _background_noise_ at a random gain) and _unknown_ (the other words,
+    # drawn by the seed) each add this percentage of the split's keyword clips.
+    # 0 drops the class.
+    silence_percentage: float = setting(10.0, allowed=Range(0, 100))
+    unknown_percentage: float = setting(10.0, allowed=Range(0, 100))
+    # true: test on the official test archive (the ten words, _silence_ and
+    # _unknown_, already labelled; keywords must be among those ten) and leave
+    # out the clips of testing_list.txt; false: test on testing_list.txt.
+    test_archive: bool = True
+    sample_rate: int = setting(16000, allowed=Range(8000, 384000))   # clips are resampled and
+    clip_seconds: float = setting(1.0, allowed=Range(0, 60, low_open=True))   # padded/trimmed to these
+    base_url: str = "http://download.tensorflow.org/data/"
+    # Archives and their extraction are kept here, outside data/, so rerunning
+    # fetch downloads nothing. The KEYSPOT_CACHE environment variable wins.
+    cache_dir: str = "~/.cache/keyspot"
+    # Archive file name -> SHA-256, replacing the pinned checksum of the official
+    # archive. Only for a mirror that serves other bytes; a download that
+    # matches neither is refused.
+    sha256: dict[str, str] = setting({})
+    workers: int = setting(0, allowed=NOT_NEGATIVE)   # processes that decode and write clips; 0 = all cores
+
+    def validate(self, key: str) -> None:
+        if not self.keywords:
+            fail(f"{key}.keywords", "at least one keyword is needed")
+        for file, digest in self.sha256.items():
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+                fail(f"{key}.sha256.{file}", f"{digest!r} is not a SHA-256 (64 hex digits)")
+
+
 @dataclasses.dataclass(frozen=True)
 class Job:
     """One clip to write: decoded from `source`, or for _silence_ a window of it."""
@@ -103,19 +142,19 @@ class Job:
     gain: float = 1.0
 
 
-def labels(dataset: Dataset) -> list[str]:
+def labels(dataset: SpeechCommandsDataset) -> list[str]:
     """Class names, index = class id: _silence_ and _unknown_ first when used."""
     return ([SILENCE] if dataset.silence_percentage else []) + \
         ([UNKNOWN] if dataset.unknown_percentage else []) + list(dataset.keywords)
 
 
-def cache_dir(dataset: Dataset) -> Path:
+def cache_dir(dataset: SpeechCommandsDataset) -> Path:
     """Where archives and their extractions are kept: $KEYSPOT_CACHE, else dataset.cache_dir."""
     root = os.environ.get(CACHE_ENV) or dataset.cache_dir or "~/.cache/keyspot"
     return Path(root).expanduser() / "speech_commands"
 
 
-def fetch(dataset: Dataset, seed: int, out: Path = Path("data/raw"), progress: bool = True) -> Summary:
+def fetch(dataset: SpeechCommandsDataset, seed: int, out: Path = Path("data/raw"), progress: bool = True) -> Summary:
     """Download (once), then write clips/, manifest.csv and labels.json to `out`, all or nothing.
 
     Raises ParamsError for a bad config (before any download), DownloadError
@@ -154,7 +193,7 @@ def fetch(dataset: Dataset, seed: int, out: Path = Path("data/raw"), progress: b
                    time.perf_counter() - start, skipped_shown=SKIPPED_SHOWN)
 
 
-def check(dataset: Dataset, out: Path) -> None:
+def check(dataset: SpeechCommandsDataset, out: Path) -> None:
     """What params.py cannot know: the words of each version, the test archive's labels, URLs."""
     words = WORDS[dataset.version]
     for i, word in enumerate(dataset.keywords):
@@ -187,7 +226,7 @@ def check(dataset: Dataset, out: Path) -> None:
                           f"choose a folder outside it (or unset {CACHE_ENV})")
 
 
-def prepare(dataset: Dataset, source: Archive, cache: Path, progress: bool = True) -> Path:
+def prepare(dataset: SpeechCommandsDataset, source: Archive, cache: Path, progress: bool = True) -> Path:
     """The extracted archive in the cache: downloaded and extracted only if not already there."""
     sha256 = dataset.sha256.get(source.file, source.sha256).lower()
     target = cache / source.file.removesuffix(".tar.gz")
@@ -208,7 +247,7 @@ def prepare(dataset: Dataset, source: Archive, cache: Path, progress: bool = Tru
     return target
 
 
-def plan(dataset: Dataset, seed: int, main_root: Path, test_root: Path | None
+def plan(dataset: SpeechCommandsDataset, seed: int, main_root: Path, test_root: Path | None
          ) -> tuple[list[Job], list[SourceFile], list[tuple[str, str]]]:
     """Every clip to write; the noise recordings _silence_ is cut from, and those unreadable."""
     val_list = _read_list(main_root, "validation_list.txt")
@@ -279,7 +318,7 @@ def _clip_job(root: Path, rel: str, label: str, split: str, prefix: str) -> Job:
     return Job(f"{prefix}/{rel}", label, split, _speaker(Path(rel).name), f"{root.name}/{rel}")
 
 
-def _test_archive_jobs(root: Path, dataset: Dataset) -> list[Job]:
+def _test_archive_jobs(root: Path, dataset: SpeechCommandsDataset) -> list[Job]:
     """Every clip of the official test archive, under the label it stands for here."""
     folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
@@ -312,7 +351,7 @@ def _noise_files(root: Path, sample_rate: int
     return noise, skipped
 
 
-def _silence_jobs(noise: dict[str, int], split: str, wanted: int, seed: int, dataset: Dataset) -> list[Job]:
+def _silence_jobs(noise: dict[str, int], split: str, wanted: int, seed: int, dataset: SpeechCommandsDataset) -> list[Job]:
     n = round(dataset.sample_rate * dataset.clip_seconds)
     lo, hi = NOISE_STRETCH[split]
     stretches = [(rel, int(length * lo), int(length * hi)) for rel, length in sorted(noise.items())
@@ -353,7 +392,7 @@ def _reason(err: Exception, path: Path) -> str:
 _state: dict = {}
 
 
-def _init_worker(dataset: Dataset, cache: Path, root: Path) -> None:
+def _init_worker(dataset: SpeechCommandsDataset, cache: Path, root: Path) -> None:
     _state.update(dataset=dataset, cache=Path(cache), root=Path(root), noise={})
 
 
@@ -377,30 +416,27 @@ def _write_one(job: Job) -> tuple[Job, SourceFile | None, str | None]:
     return job, file, None
 
 
-def _write_all(jobs: list[Job], dataset: Dataset, cache: Path, root: Path,
+def _write_all(jobs: list[Job], dataset: SpeechCommandsDataset, cache: Path, root: Path,
                progress: bool) -> tuple[list[Job], list[tuple[str, str]], list[SourceFile]]:
-    workers = min(dataset.workers or os.cpu_count() or 1, max(len(jobs), 1))
-    done, skipped, sources = [], [], []
+    def report(job, result):
+        bar.update()
+        if result[2] is not None:
+            tqdm.write(f"fetch: skipped {job.source}: {result[2]}", file=sys.stderr)
+
     with tqdm(total=len(jobs), desc="fetch", unit="clip", file=sys.stderr,
               disable=None if progress else True) as bar:
-        if workers == 1:
-            _init_worker(dataset, cache, root)
-            results, pool = map(_write_one, jobs), None
+        results = workers.run(_write_one, jobs, workers=dataset.workers, initializer=_init_worker,
+                              initargs=(dataset, cache, root), chunk=64, on_result=report,
+                              crashed=lambda job: (job, None, "crashed the decoder: the file is probably corrupt"))
+    done, skipped, sources = [], [], []
+    for job, file, error in results:
+        if error is None:
+            done.append(job)
+            if file is not None:
+                sources.append(file)
         else:
-            pool = multiprocessing.Pool(workers, initializer=_init_worker, initargs=(dataset, cache, root))
-            results = pool.imap_unordered(_write_one, jobs, chunksize=64)
-        try:
-            for job, file, error in results:
-                bar.update()
-                if error is None:
-                    done.append(job)
-                    if file is not None:
-                        sources.append(file)
-                else:
-                    skipped.append((job.source, error))
-                    tqdm.write(f"fetch: skipped {job.source}: {error}", file=sys.stderr)
-        finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
+            skipped.append((job.source, error))
     return done, skipped, sources
+
+
+SOURCE = Source("speech_commands", SpeechCommandsDataset, fetch)

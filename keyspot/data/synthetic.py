@@ -21,9 +21,7 @@ is always tested on voices it never heard, not even in the babble.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
-import multiprocessing
 import os
 import re
 import sys
@@ -35,13 +33,13 @@ import numpy as np
 from tqdm import tqdm
 
 from keyspot import artifacts, audio
-from keyspot.data import tts
+from keyspot.data import tts, workers
 from keyspot.data.manifest import SPLITS, Row, write_manifest
 from keyspot.data.report import SourceFile
-from keyspot.data.source import SourceError, Summary, check_counts, seeded_rng
+from keyspot.data.source import Source, SourceError, Summary, check_counts, seeded_rng
 from keyspot.labels import SILENCE, UNKNOWN
 from keyspot.params import ParamsError
-from keyspot.params import SyntheticDataset as Dataset
+from keyspot.schema import FRACTION, NOT_NEGATIVE, POSITIVE, Range, fail, setting
 
 TRIM_DB = -40.0                    # below the word's peak counts as silence
 TRIM_MARGIN_S = 0.01               # kept either side of the trimmed word
@@ -63,6 +61,90 @@ class FetchError(SourceError):
     """Generation finished but left a label or split without clips."""
 
 
+@dataclasses.dataclass
+class Noise:
+    """Background under the spoken clips and in _silence_."""
+    kinds: tuple[str, ...] = ("white", "pink", "brown", "babble")  # one drawn per spoken clip; _silence_ mixes them
+    snr_db_range: tuple[float, float] = setting((12.0, 40.0), ordered=True)      # against the word's RMS
+    silence_dbfs_range: tuple[float, float] = setting((-65.0, -25.0), ordered=True)  # RMS of the _silence_ clips
+    babble_talkers: tuple[int, int] = setting((3, 6), ordered=True)   # voices talking at once in the babble
+    # Spoken by training voices for the babble; a keyword here is refused.
+    babble_sentences: tuple[str, ...] = (
+        "The baker sliced a warm loaf of bread for the children.",
+        "A small boat drifted past the harbour at dawn.",
+        "Please bring the green folder to the meeting room.",
+        "My neighbour planted tomatoes beside the garden wall.",
+        "The train to the city leaves every hour.",
+        "She painted the kitchen a soft shade of blue.",
+        "We heard thunder rolling across the distant hills.",
+        "The museum closes early during the winter months.",
+        "He fixed the bicycle chain with an old pair of pliers.",
+        "Fresh coffee and toast were waiting at the table.",
+        "The library keeps maps of every town in the valley.",
+        "Rain tapped against the window all afternoon.",
+    )
+
+
+@dataclasses.dataclass
+class SyntheticDataset:
+    """Keys of `dataset` for this source (conf/dataset/synthetic.yaml)."""
+    name: str = "synthetic"
+    keywords: tuple[str, ...] = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+    # Spoken as the _unknown_ class.
+    unknown_words: tuple[str, ...] = (
+        "bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow",
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+        "learn", "follow", "forward", "backward", "visual", "yellow", "today", "number")
+    sample_rate: int = setting(16000, allowed=Range(8000, 384000))
+    clip_seconds: float = setting(1.0, allowed=Range(0, 60, low_open=True))
+    # Voices. Each espeak-ng variant (`espeak-ng --voices=variant`) is one voice
+    # that speaks every take in an accent drawn from espeak_accents; each flite
+    # voice (`flite -lv`) is one voice (kal16 is kal at 16 kHz: the same
+    # speaker, kept in one split; awb_time only says clock times and cannot be
+    # used). Splits never share a speaker, so test voices are never heard in
+    # training, not even in the babble.
+    espeak_accents: tuple[str, ...] = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan",
+                                       "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
+    espeak_variants: tuple[str, ...] = (
+        # female
+        "f1", "f2", "f3", "f4", "f5", "whisperf", "grandma", "Alicia", "Andrea", "Annie", "aunty",
+        "belinda", "linda", "steph", "steph2", "steph3", "anika",
+        # male
+        "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "croak", "whisper", "grandpa", "klatt",
+        "klatt2", "klatt3", "klatt4", "adam", "Alex", "Andy", "antonio", "benjamin", "boris", "caleb",
+        "david", "Denis", "Diogo", "ed", "edward", "Gene", "gustave", "Henrique", "Hugo", "iven",
+        "Jacky", "john", "Lee", "Marco", "Mario", "max", "Michael", "miguel", "norbert", "pablo", "paul",
+        # more voices, from espeak-ng's variant files
+        "shelby", "Nguyen", "zac",
+        "Gene2", "edward2", "iven2", "iven3", "marcelo", "michel", "Mike", "pedro", "quincy", "rob",
+        "robert", "klatt5", "klatt6", "sandro", "travis", "victor", "Storm")
+    flite_voices: tuple[str, ...] = ("kal", "kal16", "awb", "rms", "slt")
+    # Size: clips per voice = keywords x takes + unknown + silence.
+    takes_per_keyword: int = setting(8, allowed=Range(low=1))
+    unknown_per_voice: int = setting(20, allowed=NOT_NEGATIVE)
+    silence_per_voice: int = setting(6, allowed=NOT_NEGATIVE)
+    # Each take draws from these ranges.
+    speed_range: tuple[float, float] = setting((0.75, 1.35), allowed=POSITIVE, ordered=True)  # relative speaking rate
+    # espeak-ng pitch 0-99; flite maps it to an f0 shift.
+    pitch_range: tuple[float, float] = setting((25.0, 75.0), ordered=True)
+    gain_db_range: tuple[float, float] = setting((-18.0, 0.0), ordered=True)  # the word's peak, below -1 dBFS
+    # Before the word (less when the word would not fit).
+    lead_silence_s_range: tuple[float, float] = setting((0.0, 0.4), allowed=NOT_NEGATIVE, ordered=True)
+    noise: Noise = dataclasses.field(default_factory=Noise)
+    split_fractions: dict[str, float] = setting({"val": 0.15, "test": 0.2}, allowed=FRACTION)  # of the speakers
+    workers: int = setting(0, allowed=NOT_NEGATIVE)   # processes; 0 = all cores
+
+    def validate(self, key: str) -> None:
+        if not self.keywords:
+            fail(f"{key}.keywords", "at least one keyword is needed")
+        if set(self.split_fractions) != {"val", "test"}:
+            fail(f"{key}.split_fractions", "give exactly the keys val and test")
+        if sum(self.split_fractions.values()) >= 1.0:
+            fail(f"{key}.split_fractions", "val + test must leave voices for train")
+        if len(set(self.espeak_variants)) + len(set(self.flite_voices)) < 3:
+            fail(f"{key}.espeak_variants, {key}.flite_voices", "at least three voices in all (train, val, test)")
+
+
 @dataclasses.dataclass(frozen=True)
 class Clip:
     """One planned clip; `word` is empty for background noise.
@@ -82,12 +164,12 @@ class Clip:
         return f"clips/{self.label}/{_slug(self.voice)}_{word}_{self.take}.wav"
 
 
-def labels(dataset: Dataset) -> list[str]:
+def labels(dataset: SyntheticDataset) -> list[str]:
     """Class names, index = class id."""
     return [SILENCE, UNKNOWN, *dataset.keywords]
 
 
-def voices(dataset: Dataset) -> list[str]:
+def voices(dataset: SyntheticDataset) -> list[str]:
     return ([f"espeak-ng:{v}" for v in dataset.espeak_variants]
             + [f"flite:{v}" for v in dataset.flite_voices])
 
@@ -112,7 +194,7 @@ def split_voices(speakers, fractions: dict[str, float], seed: int) -> dict[str, 
             for i, s in enumerate(order)}
 
 
-def plan(dataset: Dataset, seed: int) -> list[Clip]:
+def plan(dataset: SyntheticDataset, seed: int) -> list[Clip]:
     """Every clip to render, in a fixed order."""
     splits = split_voices([speaker(v) for v in voices(dataset)], dataset.split_fractions, seed)
     clips = []
@@ -127,7 +209,7 @@ def plan(dataset: Dataset, seed: int) -> list[Clip]:
     return clips
 
 
-def tts_voice(voice: str, rng: np.random.Generator, dataset: Dataset) -> tts.Voice:
+def tts_voice(voice: str, rng: np.random.Generator, dataset: SyntheticDataset) -> tts.Voice:
     """The engine voice of one take: an espeak-ng variant gets a drawn accent."""
     engine, _, name = voice.partition(":")
     draw = rng.random()   # drawn for flite too, so that the draws after it line up
@@ -137,7 +219,7 @@ def tts_voice(voice: str, rng: np.random.Generator, dataset: Dataset) -> tts.Voi
     return tts.Voice("espeak", f"{accent}+{name}")
 
 
-def render(clip: Clip, dataset: Dataset, seed: int, workdir: Path,
+def render(clip: Clip, dataset: SyntheticDataset, seed: int, workdir: Path,
            babble: np.ndarray | None = None) -> tuple[np.ndarray, bool, SourceFile | None]:
     """int16 PCM of one clip, whether the word was longer than the clip, and
     the word as the engine rendered it (None for `_silence_`)."""
@@ -199,7 +281,7 @@ class Sentence:
         return f"babble/{self.index}_{_slug(self.voice)}"
 
 
-def babble_plan(dataset: Dataset, seed: int, train_voices: list[str]) -> list[Sentence]:
+def babble_plan(dataset: SyntheticDataset, seed: int, train_voices: list[str]) -> list[Sentence]:
     """The sentences of the babble, spoken by training voices only."""
     if "babble" not in dataset.noise.kinds:
         return []
@@ -213,7 +295,7 @@ def babble_plan(dataset: Dataset, seed: int, train_voices: list[str]) -> list[Se
     return sentences
 
 
-def mix_babble(renders: list[np.ndarray], dataset: Dataset, seed: int) -> np.ndarray:
+def mix_babble(renders: list[np.ndarray], dataset: SyntheticDataset, seed: int) -> np.ndarray:
     """BABBLE_TRACKS recordings of several talkers at once, each at RMS 1."""
     rng = seeded_rng(seed, "babble-mix")
     length = round(BABBLE_SECONDS * dataset.sample_rate)
@@ -228,7 +310,7 @@ def mix_babble(renders: list[np.ndarray], dataset: Dataset, seed: int) -> np.nda
     return tracks
 
 
-def generate(dataset: Dataset, seed: int, out: Path = Path("data/raw"),
+def generate(dataset: SyntheticDataset, seed: int, out: Path = Path("data/raw"),
              progress: bool = True) -> Summary:
     """Write clips/, manifest.csv and labels.json to `out`, all or nothing.
 
@@ -261,7 +343,7 @@ def generate(dataset: Dataset, seed: int, out: Path = Path("data/raw"),
                    time.perf_counter() - start, notes=(f"{truncated} truncated to the clip length",), column=5)
 
 
-def check(dataset: Dataset) -> None:
+def check(dataset: SyntheticDataset) -> None:
     """Validate what params.py cannot know: voices, label names, ranges."""
     slugs: dict[str, str] = {}
     for voice in voices(dataset):
@@ -310,7 +392,7 @@ def check(dataset: Dataset) -> None:
     _check_noise(dataset)
 
 
-def _check_noise(dataset: Dataset) -> None:
+def _check_noise(dataset: SyntheticDataset) -> None:
     settings = dataset.noise
     if not settings.kinds:
         raise ParamsError(f"dataset.noise.kinds: empty; use some of {', '.join(NOISE_KINDS)}")
@@ -345,7 +427,7 @@ def _check_names(key: str, names, check_one) -> None:
 _state: dict = {}
 
 
-def _init_worker(dataset: Dataset, seed: int, root: Path, scratch: Path) -> None:
+def _init_worker(dataset: SyntheticDataset, seed: int, root: Path, scratch: Path) -> None:
     workdir = Path(scratch) / str(os.getpid())
     workdir.mkdir(exist_ok=True)
     _state.update(dataset=dataset, seed=seed, root=Path(root), workdir=workdir,
@@ -378,54 +460,48 @@ def _render_one(clip: Clip) -> tuple[Clip, bool, SourceFile | None, str | None]:
 
 
 def _render_all(clips, sentences, dataset, seed, root, progress):
-    workers = dataset.workers or os.cpu_count() or 1
-    done, skipped, truncated, sources = [], [], 0, []
+    skipped = []
+
+    def report(clip, result):
+        bar.update()
+        if result[3] is not None:
+            tqdm.write(f"fetch: skipped {clip.voice} {clip.word!r} (take {clip.take}): {result[3]}",
+                       file=sys.stderr)
+
     with tempfile.TemporaryDirectory(prefix="keyspot-tts-") as scratch, \
-            tqdm(total=len(clips), desc="fetch", unit="clip", file=sys.stderr,
-                 disable=not progress) as bar:
-        args = (dataset, seed, root, Path(scratch))
-        if workers == 1:
-            _init_worker(*args)
-            pool = None
-            ordered, unordered = map, map
-        else:
-            pool = multiprocessing.Pool(workers, initializer=_init_worker, initargs=args)
-            ordered = pool.imap
-            unordered = functools.partial(pool.imap_unordered, chunksize=4)
-        try:
-            if sentences:
-                renders = []
-                for sentence, x, error in ordered(_render_sentence, sentences):
-                    if error is None:
-                        renders.append(x)
-                    else:
-                        skipped.append((sentence.path, error))
-                        tqdm.write(f"fetch: skipped babble sentence {sentence.voice} "
-                                   f"{sentence.text!r}: {error}", file=sys.stderr)
-                if not renders:
-                    raise FetchError("no babble sentence could be rendered; see the errors above")
-                np.save(Path(scratch) / "babble.npy", mix_babble(renders, dataset, seed))
-            for clip, was_truncated, source, error in unordered(_render_one, clips):
-                bar.update()
-                if error is not None:
-                    skipped.append((clip.path, error))
-                    tqdm.write(f"fetch: skipped {clip.voice} {clip.word!r} "
-                               f"(take {clip.take}): {error}", file=sys.stderr)
-                    continue
-                done.append(clip)
-                truncated += was_truncated
-                if source is not None:
-                    sources.append(source)
-        finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
+            tqdm(total=len(clips), desc="fetch", unit="clip", file=sys.stderr, disable=not progress) as bar:
+        pool = dict(workers=dataset.workers, initializer=_init_worker, initargs=(dataset, seed, root, Path(scratch)))
+        if sentences:
+            renders = []
+            results = workers.run(_render_sentence, sentences, **pool,
+                                  crashed=lambda sentence: (sentence, None, "crashed its worker"))
+            for sentence, x, error in results:
+                if error is None:
+                    renders.append(x)
+                else:
+                    skipped.append((sentence.path, error))
+                    tqdm.write(f"fetch: skipped babble sentence {sentence.voice} "
+                               f"{sentence.text!r}: {error}", file=sys.stderr)
+            if not renders:
+                raise FetchError("no babble sentence could be rendered; see the errors above")
+            np.save(Path(scratch) / "babble.npy", mix_babble(renders, dataset, seed))
+        results = workers.run(_render_one, clips, **pool, chunk=4, on_result=report,
+                              crashed=lambda clip: (clip, False, None, "crashed its worker"))
+    done, truncated, sources = [], 0, []
+    for clip, was_truncated, source, error in results:
+        if error is not None:
+            skipped.append((clip.path, error))
+            continue
+        done.append(clip)
+        truncated += was_truncated
+        if source is not None:
+            sources.append(source)
     return done, skipped, truncated, sources
 
 
 # --- helpers -----------------------------------------------------------------
 
-def _unknown_words(dataset: Dataset, seed: int, voice: str) -> list[str]:
+def _unknown_words(dataset: SyntheticDataset, seed: int, voice: str) -> list[str]:
     """unknown_per_voice words for this voice: whole shuffled passes, so balanced."""
     rng = seeded_rng(seed, "unknown-words", voice)
     words: list[str] = []
@@ -461,3 +537,6 @@ def _rms(x: np.ndarray) -> float:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
+
+
+SOURCE = Source("synthetic", SyntheticDataset, generate)

@@ -7,7 +7,7 @@ Layout (what the container expects under /opt/ml/model):
                          TensorFlow Serving as the model, the request path `keyspot serve` runs
     code/requirements.txt  numpy, scipy, soundfile, pinned for the container's Python
     code/spec.json       the feature spec the model was trained with
-    code/keyspot/        audio.py, features.py, serve/handler.py and serve/tfserving.py,
+    code/keyspot/        audio.py, features/__init__.py, serve/handler.py and serve/tfserving.py,
                          copied from this checkout, so the container computes the features
                          training did and answers as the local server does
 
@@ -79,12 +79,12 @@ def _entries(saved_model: Path, spec_path: Path) -> dict[str, bytes | None]:
         "spec.json": spec_path.read_bytes(),
         "keyspot/__init__.py": _INIT_PY.encode(),
         "keyspot/audio.py": Path(keyspot.audio.__file__).read_bytes(),
-        "keyspot/features.py": Path(keyspot.features.__file__).read_bytes(),
+        "keyspot/features/__init__.py": Path(keyspot.features.__file__).read_bytes(),
         "keyspot/serve/__init__.py": _INIT_PY.encode(),
         "keyspot/serve/handler.py": Path(keyspot.serve.handler.__file__).read_bytes(),
         "keyspot/serve/tfserving.py": Path(keyspot.serve.tfserving.__file__).read_bytes(),
     }
-    for folder in ("code/", "code/keyspot/", "code/keyspot/serve/"):
+    for folder in ("code/", "code/keyspot/", "code/keyspot/features/", "code/keyspot/serve/"):
         entries[folder] = None
     for name, data in code.items():
         entries[f"code/{name}"] = data

@@ -221,7 +221,7 @@ def deploy(tarball: Path | str, sha256: str, cfg, spec: FeatureSpec, *,
            session: boto3.session.Session | None = None, wait_delay_s: int = 30) -> dict:
     """Upload, create or update the endpoint, wait, smoke-test; return a report dict.
 
-    `cfg` is keyspot.params.Deploy. Any AWS failure is raised as DeployError
+    `cfg` is keyspot.schema.Deploy. Any AWS failure is raised as DeployError
     naming the step that failed.
     """
     role = check_config(cfg)

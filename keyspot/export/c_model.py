@@ -21,7 +21,7 @@ from keyspot.export.c_text import NonFiniteFloat, c_float, c_string, rows
 from keyspot.export.tflite_model import ModelFileError, ModelInfo, inspect, resolver_method
 from keyspot.features import FeatureSpec
 from keyspot.labels import SILENCE, UNKNOWN
-from keyspot.params import Recognizer
+from keyspot.schema import Recognizer
 
 BYTES_PER_LINE = 12  # as `xxd -i`
 FLOATS_PER_LINE = 4

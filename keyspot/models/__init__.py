@@ -1,28 +1,47 @@
-"""Model architectures, one module each, looked up by name."""
+"""Model architectures, one module each, found by name.
+
+An architecture is a module of keyspot/models/ that holds `ARCHITECTURE =
+Architecture(name, schema, build)`: `schema` is the dataclass of its
+hyperparameters (the `model.*` keys, a Hydra structured config, see
+keyspot/schema.py) and `build(params.model, input_shape, num_labels)` returns
+the Keras model. conf/model/<x>.yaml names a size of one (model.architecture).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import importlib
+import pkgutil
 from collections.abc import Callable
 
-from keyspot.models import cnn, ds_cnn, tiny_conv
 
-# model.name -> build(params.model, input_shape, num_labels) -> keras.Model.
-# conf/model/<name>.yaml holds each one's size; DS-CNN S and M share a builder.
-REGISTRY: dict[str, Callable] = {
-    "ds_cnn_s": ds_cnn.build,
-    "ds_cnn_m": ds_cnn.build,
-    "tiny_conv": tiny_conv.build,
-    "cnn": cnn.build,
-}
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    name: str          # model.architecture
+    schema: type       # the dataclass of its model.* keys
+    build: Callable    # build(params.model, input_shape, num_labels) -> keras.Model
+
+
+@functools.cache
+def architectures() -> dict[str, Architecture]:
+    found: dict[str, Architecture] = {}
+    for module in pkgutil.iter_modules(__path__):
+        arch = getattr(importlib.import_module(f"{__name__}.{module.name}"), "ARCHITECTURE", None)
+        if isinstance(arch, Architecture):
+            if arch.name in found:
+                raise RuntimeError(f"keyspot/models/{module.name}.py: a second architecture named {arch.name!r}")
+            found[arch.name] = arch
+    return dict(sorted(found.items()))
 
 
 def build(model_params, input_shape: tuple[int, int], num_labels: int):
     try:
-        builder = REGISTRY[model_params.name]
+        arch = architectures()[model_params.architecture]
     except KeyError:
-        raise ValueError(f"model.name: unknown model {model_params.name!r}; "
-                         f"registered: {', '.join(sorted(REGISTRY))}") from None
-    return builder(model_params, input_shape, num_labels)
+        raise ValueError(f"model.architecture: unknown architecture {model_params.architecture!r}; "
+                         f"known: {', '.join(architectures())}") from None
+    return arch.build(model_params, input_shape, num_labels)
 
 
 def count_macs(model) -> int:

@@ -1,7 +1,7 @@
 """The features and train stages as SageMaker jobs, running the same keyspot code.
 
-`features.backend=sagemaker` runs keyspot.extract.run in a processing job,
-`train.backend=sagemaker` runs keyspot.train.run in a training job (managed
+`backend.features=sagemaker` runs keyspot.features.extract.run in a processing job,
+`backend.train=sagemaker` runs keyspot.train.run in a training job (managed
 spot, checkpoints in S3). The local side (stages/features.py, stages/train.py)
 uploads the inputs, starts the job, follows it and puts its outputs where a
 local run puts them: the same files, with the same bytes (but for one, see

@@ -1,4 +1,4 @@
-"""The SageMaker processing job's entry point: keyspot.extract.run under the container contract.
+"""The SageMaker processing job's entry point: keyspot.features.extract.run under the container contract.
 
 The job's entrypoint (processing.ENTRYPOINT) unpacks the sourcedir, installs
 its requirements.txt and runs `python3 -m keyspot.sagemaker_jobs.process_entry`

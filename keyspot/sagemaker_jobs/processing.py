@@ -1,4 +1,4 @@
-"""features.backend=sagemaker: keyspot.extract.run in a SageMaker processing job.
+"""backend.features=sagemaker: keyspot.features.extract.run in a SageMaker processing job.
 
 1. params.sagemaker is checked; data/raw, params.yaml and the sourcedir are
    uploaded unless S3 has them already (s3_store, sourcedir);

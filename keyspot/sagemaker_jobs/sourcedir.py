@@ -35,7 +35,7 @@ from keyspot.sagemaker_jobs.train_entry import main
 sys.exit(main())
 '''
 
-# What keyspot.train and keyspot.extract import, directly or through keyspot's
+# What keyspot.train and keyspot.features.extract import, directly or through keyspot's
 # other modules. mlflow-skinny, not mlflow: the job only writes a scratch run
 # to a local folder (train_entry.py), without mlflow's server and SQL stores.
 JOB_DISTRIBUTIONS = ("tensorflow-cpu", "keras", "numpy", "scipy", "soundfile", "threadpoolctl", "tqdm",

@@ -1,4 +1,4 @@
-"""train.backend=sagemaker: keyspot.train.run in a SageMaker training job.
+"""backend.train=sagemaker: keyspot.train.run in a SageMaker training job.
 
 1. params.sagemaker is checked; data/features (and data/raw, when training
    augments its clips) are packed and uploaded unless S3 has them already,

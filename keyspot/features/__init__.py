@@ -1,4 +1,5 @@
-"""The feature spec and its reference implementation.
+"""The features: the spec and its reference implementation here, the
+features stage that runs it over a dataset in extract.py.
 
 `FeatureSpec` (saved as data/features/spec.json) is the one description of
 the features that training, serving, the C export and the firmware share.
