@@ -69,3 +69,38 @@ def output_hashes(root: Path) -> dict[str, str]:
                 if file.is_file():
                     hashes[file.relative_to(root).as_posix()] = hashlib.md5(file.read_bytes()).hexdigest()
     return hashes
+
+
+# Outputs that carry keyspot's own code: model.tar.gz packs the serving
+# modules and deploy.json names its hash. Every other output must keep its
+# bytes when the code is only reorganised.
+CODE_OUTPUTS = ("models/sagemaker/model.tar.gz", "reports/deploy.json")
+RECORDED = Path(__file__).with_name("smoke_outputs.json")
+
+
+def smoke_output_hashes(root: Path) -> dict[str, str]:
+    return {path: md5 for path, md5 in output_hashes(root).items() if path not in CODE_OUTPUTS}
+
+
+def record(root: Path) -> None:
+    """Write RECORDED from the reproduced smoke repo at `root`."""
+    import json
+
+    RECORDED.write_text(json.dumps({
+        "generated": "by `python tests/scratch_repo.py record`: the md5 of every output of the smoke "
+                     "pipeline (conf/experiment/smoke.yaml) but " + ", ".join(CODE_OUTPUTS),
+        "outputs": smoke_output_hashes(root)}, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["record"]:
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from keyspot.compose import compose
+
+    repo = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "repo").mkdir()
+        build(repo, Path(tmp) / "repo", compose(repo / "conf", ["experiment=smoke"]))
+        record(Path(tmp) / "repo")
+    print(f"wrote {RECORDED}")

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from scratch_repo import GIT
+from scratch_repo import GIT, RECORDED, smoke_output_hashes
 from scratch_repo import run as _run
 
 pytestmark = pytest.mark.slow
@@ -62,6 +62,17 @@ def test_fresh_clone_elsewhere_reproduces_identical_bytes(pipeline, tmp_path):
     _run(["dvc", "repro"], clone, env)
     diff = _run(["git", "diff", "HEAD", "--stat"], clone, env).stdout
     assert diff == "", f"outputs differ when reproduced in another clone:\n{diff}"
+
+
+def test_outputs_are_the_recorded_bytes(pipeline):
+    """Every output but those that pack keyspot's code has the md5 recorded
+    in tests/smoke_outputs.json: reorganising the code must not move a byte.
+    A change meant to change outputs records them again
+    (`python tests/scratch_repo.py record`) and says so in its commit."""
+    recorded = json.loads(RECORDED.read_text())["outputs"]
+    found = smoke_output_hashes(pipeline["root"])
+    changed = sorted(path for path in recorded.keys() | found.keys() if recorded.get(path) != found.get(path))
+    assert not changed, f"outputs differ from {RECORDED.name}: {changed}"
 
 
 def test_mlflow_run_has_params_metrics_and_tags(pipeline):
