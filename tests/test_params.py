@@ -27,7 +27,8 @@ def test_every_group_composes(repo, group):
 
 
 @pytest.mark.parametrize("overrides", [["experiment=smoke"], ["model=tiny_conv"], ["features=log_mel"],
-                                       ["experiment=tiny"]])
+                                       ["experiment=tiny"], *[["experiment=smoke", f"model={m}"] for m in
+                                                              ("ds_cnn_s", "ds_cnn_m", "cnn", "tiny_conv")]])
 def test_variants_validate(repo, overrides):
     from_dict(compose(repo / "conf", overrides))
 

@@ -4,7 +4,8 @@ generators and the crash-safe worker pool.
 
 A source is one module of keyspot/data/ with a module-level `SOURCE =
 Source(name, schema, fetch)`: `schema` is the dataclass of its `dataset.*`
-keys (a Hydra structured config, keyspot/schema.py), and `fetch(dataset,
+keys (a Hydra structured config, keyspot/schema.py; `name`, `sample_rate`
+and `clip_seconds` among them), and `fetch(dataset,
 seed, out)` writes data/raw/ (clips, manifest.csv, labels.json) and returns a
 `Summary`. keyspot.data.sources finds them; conf/dataset/<name>.yaml makes
 it a choice of `dataset=`.

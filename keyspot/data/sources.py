@@ -16,6 +16,8 @@ from pathlib import Path
 import keyspot.data
 from keyspot.data.source import Source
 
+REQUIRED_KEYS = ("name", "sample_rate", "clip_seconds")
+
 
 @functools.cache
 def sources() -> dict[str, Source]:
@@ -23,6 +25,11 @@ def sources() -> dict[str, Source]:
     for module in pkgutil.iter_modules(keyspot.data.__path__):
         source = getattr(importlib.import_module(f"keyspot.data.{module.name}"), "SOURCE", None)
         if isinstance(source, Source):
+            # What the features stage and the config checks read of every source.
+            missing = [key for key in REQUIRED_KEYS if key not in source.schema.__dataclass_fields__]
+            if missing:
+                raise RuntimeError(f"keyspot/data/{module.name}.py: the schema of source {source.name!r} "
+                                   f"lacks {', '.join(missing)}; every source has {', '.join(REQUIRED_KEYS)}")
             if source.name in found:
                 raise RuntimeError(f"keyspot/data/{module.name}.py: a second source named {source.name!r}")
             found[source.name] = source
