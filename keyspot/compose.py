@@ -49,7 +49,9 @@ def _one_line(message: str) -> str:
     "Could not find 'model/nonexistent'; available options in 'model': cnn, ..."."""
     lines = [line.strip().rstrip(".") for line in message.splitlines()
              if line.strip() and not line.strip().startswith(("provider=", "Config search path", "object_type=",
-                                                              "reference_type=", "full_key:"))]
+                                                              "reference_type=", "full_key:",
+                                                              # `+key=` would only fail later: the schema has no such key
+                                                              "To append to your config use"))]
     # OmegaConf's "full_key: x.y" names the key; keep it, in brackets.
     keys = [line.strip()[len("full_key:"):].strip() for line in message.splitlines()
             if line.strip().startswith("full_key:")]

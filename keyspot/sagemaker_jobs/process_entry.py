@@ -21,8 +21,8 @@ def main(env=os.environ) -> int:
     paths = contract.ProcessingPaths.from_env(env)
 
     def body() -> None:
-        from keyspot import extract
         from keyspot import params as params_mod
+        from keyspot.features import extract
 
         work = contract.work_dir(paths.input_dir)
         params = params_mod.load(contract.input_folder(paths.input_dir / "params", "params", work) / "params.yaml")
