@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keyspot import artifacts, features
+from keyspot import artifacts, cpu, features
 from keyspot.features import FeatureSpec
 from keyspot.tflite_runner import TFLiteRunner, quantize_input
 
@@ -102,6 +102,7 @@ def io_quantization(model: bytes) -> dict:
 
 def run(params, model_path: Path, saved_model_dir: Path, features_dir: Path,
         tflite_path: Path, report_path: Path) -> dict:
+    cpu.pin_kernels()   # calibration runs the float model: its ranges must not depend on the CPU
     import keras
 
     from keyspot import tracking

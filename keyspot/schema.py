@@ -233,8 +233,8 @@ class Deploy:
     enabled: bool = False          # true creates or updates a real SageMaker endpoint
     region: str = "us-east-1"
     # The TensorFlow Serving inference image (the sagemaker SDK's table). The
-    # SDK has none for sagemaker.framework_version (2.21); 2.20 is the newest,
-    # and serves a SavedModel of 2.21.
+    # SDK lists none for sagemaker.framework_version (2.21): 2.20 is the
+    # newest, one minor version behind the TensorFlow that wrote the SavedModel.
     framework_version: str = "2.20"
     bucket: str = ""               # S3 bucket for model.tar.gz; required when enabled
     prefix: str = "keyspot"

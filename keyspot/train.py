@@ -20,14 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from keyspot import artifacts, augment, checkpoint, features, keras_files
+from keyspot import artifacts, augment, checkpoint, cpu, features, keras_files
 from keyspot.features import FeatureSpec
 from keyspot.labels import SILENCE
 
 
 def make_deterministic(seed: int) -> None:
-    """Same seed, same weights: seeded RNGs and deterministic TF kernels."""
+    """Same seed, same weights: seeded RNGs, deterministic TF kernels, and
+    the same CPU kernels on every x86-64 machine (keyspot.cpu)."""
     os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
+    cpu.pin_kernels()
     import keras
     import tensorflow as tf
 

@@ -85,6 +85,24 @@ def test_a_killed_training_leaves_the_previous_outputs(tiny_data, tmp_path, smok
     assert json.loads(after["summary"])["epochs_run"] == smoke_dict["train"]["epochs"]
 
 
+@pytest.mark.slow
+def test_the_same_model_on_any_x86_64_instruction_set(tiny_data, tmp_path, smoke_dict):
+    """oneDNN's matrix products pick their kernels by the CPU: a machine
+    capped at SSE4.1 and one with AVX2 train the same bytes (keyspot.cpu
+    pins the kernels; without it these two runs differ)."""
+    outputs = {}
+    for isa in ("SSE41", "AVX2"):
+        ws = _workspace(tmp_path / isa, tiny_data, {**smoke_dict, "train": {**smoke_dict["train"], "epochs": 2}},
+                        seed=3)
+        write_params({**smoke_dict, "seed": 3}, ws / "params.yaml")
+        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / isa / 'mlflow.db'}",
+               "ONEDNN_MAX_CPU_ISA": isa}
+        done = subprocess.run([sys.executable, "stages/train.py"], cwd=ws, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs[isa] = _outputs(ws)
+    assert outputs["SSE41"] == outputs["AVX2"]
+
+
 def test_a_resumed_training_gives_the_same_model(tiny_data, tmp_path, smoke_params, monkeypatch):
     """Interrupted right after epoch 1's checkpoint, then restarted: the same
     bytes as a run that never stopped."""
