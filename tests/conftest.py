@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 # TensorFlow's start-up notes would fill every failing test's output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Spoken takes are cached for this run alone (and every process it starts):
+# a test then never reads what an older version of keyspot left in the
+# user's cache, and leaves nothing there.
+_SPEECH_CACHE = tempfile.mkdtemp(prefix="keyspot-test-cache-")
+os.environ["KEYSPOT_CACHE"] = _SPEECH_CACHE
+atexit.register(shutil.rmtree, _SPEECH_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

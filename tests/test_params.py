@@ -58,7 +58,7 @@ def _broken(base: dict, path: str, value) -> dict:
                                               ">= 0.5 and <= 2"),
     ("train.class_weight_power", 2.0, "train.class_weight_power: 2.0 is not allowed; it must be >= 0 and <= 1"),
     ("model.architecture", "resnet", "model.architecture: 'resnet' is not one of ['cnn', 'ds_cnn', 'tiny_conv']"),
-    ("dataset.name", "folder", "unknown key(s) dataset.espeak_accents"),
+    ("dataset.name", "folder", "unknown key(s) dataset.context, dataset.espeak_accents"),
 ])
 def test_bad_values_name_the_key(smoke_dict, path, value, message):
     with pytest.raises(ParamsError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):

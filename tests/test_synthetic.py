@@ -1,4 +1,4 @@
-"""The synthetic dataset, generated with the real espeak-ng and flite."""
+"""The synthetic dataset, generated with the real espeak-ng, flite and SVOX Pico."""
 
 import copy
 import dataclasses
@@ -15,8 +15,8 @@ import soundfile
 import yaml
 
 from keyspot import params as keyspot_params
-from keyspot.data import synthetic, tts
-from keyspot.data.manifest import SPLITS, read_manifest
+from keyspot.data import speech_cache, synthetic, tts
+from keyspot.data.manifest import HELD_OUT_ENGINE, SPLITS, read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 ACCENTS = ("en-us", "en-gb-x-rp", "en-029")
@@ -32,8 +32,10 @@ def params(smoke_params):
 
 def tiny(params, **changes):
     """6 voices (espeak-ng in three accents, whisper and croak; flite at 16 and
-    8 kHz), every noise kind with babble, 30 clips: a few seconds."""
+    8 kHz), every noise kind with babble, rooms, microphones and context, 30
+    clips: a few seconds. No engine held out (see the test of that)."""
     values = dict(espeak_accents=ACCENTS, espeak_variants=VARIANTS, flite_voices=FLITE,
+                  pico_voices=(), held_out_engine="",
                   keywords=("yes", "no"), unknown_words=("bed", "cat", "dog"),
                   takes_per_keyword=1, unknown_per_voice=2, silence_per_voice=1,
                   gain_db_range=(-12.0, 0.0), split_fractions={"val": 0.2, "test": 0.2},
@@ -69,14 +71,15 @@ def test_same_bytes_whatever_the_worker_count(generated):
 def test_the_seed_changes_the_audio(params, tmp_path):
     clip = synthetic.Clip("espeak-ng:f3", "yes", "yes", 0, "train")
     babble = np.ones((1, 100), np.float32)
-    a, _, _ = synthetic.render(clip, tiny(params), 1, tmp_path, babble)
-    b, _, _ = synthetic.render(clip, tiny(params), 2, tmp_path, babble)
+    a, _, _, _ = synthetic.render(clip, tiny(params), 1, [], babble)
+    b, _, _, _ = synthetic.render(clip, tiny(params), 2, [], babble)
     assert a.tobytes() != b.tobytes()
 
 
 def test_takes_vary_accent_intonation_and_background(params, tmp_path, monkeypatch):
     """Each take draws its accent, final punctuation and noise: check what reached the engines.
     The clips render in worker processes, so the calls are recorded in files."""
+    monkeypatch.setenv("KEYSPOT_CACHE", str(tmp_path / "cache"))   # nothing spoken before
     real, real_noise = tts.synthesize, synthetic.noise
     calls = tmp_path / "spoken.jsonl"
     noise_calls = tmp_path / "noises.txt"
@@ -99,6 +102,8 @@ def test_takes_vary_accent_intonation_and_background(params, tmp_path, monkeypat
     spoken = [tuple(json.loads(line)) for line in calls.read_text().splitlines()]
     noises = noise_calls.read_text().split()
     words = [(v, t) for v, t in spoken if t.rstrip(".?!,") == "yes"]
+    context = [t for v, t in spoken if t in dataset.context.words]
+    assert context, "some takes are said in context"
     assert len(words) == 24
     accents = {v.split(":")[1].split("+")[0] for v, _ in words}
     assert accents == set(ACCENTS)
@@ -213,13 +218,19 @@ def test_bad_setting_is_a_clear_params_error(params, tmp_path, key, value, messa
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-def test_missing_program_names_the_package(params, tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(tts.MissingToolError, match=r"espeak-ng not found.*apt-get install espeak-ng flite"):
-        synthetic.generate(tiny(params), params.seed, tmp_path / "raw", progress=False)
+def test_a_missing_engine_says_how_to_install_it(params, tmp_path, monkeypatch):
+    monkeypatch.setattr(tts.flite, "wasm_path", lambda: tmp_path / "nowhere" / "flite.wasm")
+    tts.flite._module.cache_clear()
+    try:
+        with pytest.raises(tts.MissingToolError, match=r"flite: .*nowhere/flite.wasm is missing; run `make setup`"):
+            synthetic.generate(tiny(params), params.seed, tmp_path / "raw", progress=False)
+    finally:
+        tts.flite._module.cache_clear()
+    assert not (tmp_path / "raw").exists()
 
 
 def test_engine_failure_is_reported_skipped_and_counted(params, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KEYSPOT_CACHE", str(tmp_path / "cache"))   # nothing spoken before
     real = tts.synthesize
 
     def flaky(voice, word, *args):
@@ -243,6 +254,7 @@ def test_a_failed_run_keeps_the_previous_output(params, tmp_path, monkeypatch):
     def broken(*args):
         raise KeyboardInterrupt
 
+    monkeypatch.setenv("KEYSPOT_CACHE", str(tmp_path / "cache"))   # nothing spoken before
     monkeypatch.setattr(tts, "synthesize", broken)
     with pytest.raises(KeyboardInterrupt):
         synthetic.generate(tiny(params), params.seed, out, progress=False)
@@ -259,16 +271,19 @@ def _stage(cwd: Path) -> subprocess.CompletedProcess:
 def test_stage_writes_data_raw(smoke_dict, tmp_path):
     data = copy.deepcopy(smoke_dict)
     data["dataset"].update(espeak_accents=list(ACCENTS), espeak_variants=list(VARIANTS),
-                           flite_voices=list(FLITE), keywords=["yes", "no"], takes_per_keyword=1,
-                           unknown_per_voice=1, silence_per_voice=1)
+                           flite_voices=list(FLITE), pico_voices=["en-US"], keywords=["yes", "no"],
+                           takes_per_keyword=1, held_out_takes_per_keyword=2, unknown_per_voice=1,
+                           silence_per_voice=1)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
     result = _stage(tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("fetch: 24 clips")
-    assert len(read_manifest(tmp_path / "data" / "raw" / "manifest.csv")) == 24
+    assert result.stdout.startswith("fetch: 30 clips")   # 6 voices x 4, Pico 2 x 2 + 2
+    rows = read_manifest(tmp_path / "data" / "raw" / "manifest.csv")
+    assert len(rows) == 30 and {r.split for r in rows if r.speaker == "pico:en-US"} == {HELD_OUT_ENGINE}
     report = json.loads((tmp_path / "reports" / "data.json").read_text())
-    assert report["clips"]["total"] == 24 and report["skipped"] == []
-    # espeak-ng speaks at 22.05 kHz, flite's slt at 16 kHz and kal at 8 kHz
+    assert report["clips"]["total"] == 30 and report["clips"][HELD_OUT_ENGINE] == 6
+    assert report["skipped"] == []
+    # espeak-ng speaks at 22.05 kHz, flite's slt and Pico at 16 kHz, kal at 8 kHz
     assert set(report["sample_rates"]) == {"22050", "16000", "8000"}
 
 
@@ -284,3 +299,29 @@ def test_stage_fails_in_one_line_without_traceback(smoke_dict, tmp_path, breakag
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("fetch: ")
     assert not (tmp_path / "data").exists()
+
+
+def test_a_new_noise_setting_speaks_nothing_again(params, tmp_path, monkeypatch):
+    """Takes come from the cache when only the background changed, and a
+    cached take gives the same bytes as a freshly spoken one."""
+    monkeypatch.setenv("KEYSPOT_CACHE", str(tmp_path / "cache"))
+    real = tts.synthesize
+    calls = tmp_path / "spoken.txt"
+
+    def counted(*args):
+        with calls.open("a") as f:
+            f.write("x\n")
+        return real(*args)
+
+    monkeypatch.setattr(tts, "synthesize", counted)
+    dataset = tiny(params)
+    synthetic.generate(dataset, params.seed, tmp_path / "first", progress=False)
+    spoken = len(calls.read_text().split())
+    assert spoken >= 20 and speech_cache.cache_dir() == tmp_path / "cache" / "speech"
+    louder = tiny(params, noise=dataclasses.replace(dataset.noise, snr_db_range=(5.0, 10.0)))
+    synthetic.generate(louder, params.seed, tmp_path / "louder", progress=False)
+    assert len(calls.read_text().split()) == spoken        # not one word spoken again
+    assert _hashes(tmp_path / "louder") != _hashes(tmp_path / "first")
+    monkeypatch.setenv("KEYSPOT_CACHE", str(tmp_path / "empty-cache"))
+    synthetic.generate(dataset, params.seed, tmp_path / "again", progress=False)
+    assert _hashes(tmp_path / "again") == _hashes(tmp_path / "first")

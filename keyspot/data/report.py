@@ -26,7 +26,7 @@ import numpy as np
 import soundfile
 
 from keyspot import artifacts
-from keyspot.data.manifest import SPLITS, read_manifest
+from keyspot.data.manifest import present, read_manifest
 
 SILENT_DBFS = -60.0   # a clip whose RMS is below this holds no usable sound
 CLIPPED_RUN = 3       # this many consecutive samples at full scale: clipped
@@ -60,7 +60,8 @@ def build(summary, dataset, raw_dir: Path) -> dict:
     raw_dir = Path(raw_dir)
     labels = json.loads((raw_dir / "labels.json").read_text())
     rows = read_manifest(raw_dir / "manifest.csv", check_files=False)
-    per_label = {label: {s: 0 for s in SPLITS} for label in labels}
+    splits = present({r.split for r in rows})
+    per_label = {label: {s: 0 for s in splits} for label in labels}
     for row in rows:
         per_label[row.label][row.split] += 1
     flags = _flags([raw_dir / r.path for r in rows])
@@ -71,7 +72,7 @@ def build(summary, dataset, raw_dir: Path) -> dict:
     return {
         "source": dataset.name,
         "labels": labels,
-        "clips": {"total": len(rows), **{s: sum(1 for r in rows if r.split == s) for s in SPLITS}},
+        "clips": {"total": len(rows), **{s: sum(1 for r in rows if r.split == s) for s in splits}},
         "clips_per_label": per_label,
         "source_files": {"used": len(sources) if sources else None, "skipped": len(skipped)},
         "durations_s": _durations(sources, dataset.clip_seconds),
@@ -92,7 +93,7 @@ def write(summary, dataset, raw_dir: Path, json_path: Path, plots_dir: Path) -> 
         (tmp / "clips.csv").write_text(_csv(
             ["split_label", "split", "label", "clips"],
             [[f"{s}/{label}", s, label, by_split[s]]
-             for s in SPLITS for label, by_split in report["clips_per_label"].items()]))
+             for s in present(report["clips"]) for label, by_split in report["clips_per_label"].items()]))
         sources = list(getattr(summary, "sources", None) or [])
         (tmp / "durations.csv").write_text(_csv(["duration", "files"],
                                                 _histogram([s.seconds for s in sources])))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keyspot.data.manifest import SPLITS, counts_table
+from keyspot.data.manifest import SPLITS, counts_table, present
 from keyspot.data.report import SourceFile
 from keyspot.errors import UserError
 
@@ -61,7 +61,7 @@ class Summary:
         return sum(sum(by_label.values()) for by_label in self.counts.values())
 
     def line(self) -> str:
-        per_split = ", ".join(f"{sum(self.counts[s].values())} {s}" for s in SPLITS)
+        per_split = ", ".join(f"{sum(self.counts[s].values())} {s}" for s in present(self.counts))
         return (f"fetch: {self.clips} clips ({per_split}) from {self.origin} in {self.out} "
                 f"in {self.seconds:.1f} s; {len(self.skipped)} skipped" + "".join(f", {n}" for n in self.notes))
 

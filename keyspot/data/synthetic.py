@@ -1,18 +1,29 @@
-"""The default, offline dataset: keywords spoken by espeak-ng and flite voices.
+"""The default, offline dataset: keywords spoken by three speech engines,
+in rooms, through microphones, over the backgrounds of real places.
 
-A voice is one espeak-ng variant (its timbre: m1-m8, f1-f5, whisper, croak,
-klatt, ...), which speaks each take in an accent drawn from
-`espeak_accents`, or one flite voice. Each take also draws its speed, pitch,
-volume, intonation (a final `.`, `?`, `!` or `,`), leading silence and
-background: white, pink or brown noise, or babble (sentences spoken by
-several training voices at once) at a drawn SNR. `_silence_` clips are
-background only.
+Engines (keyspot.data.tts, all pinned by the project, none from the
+distribution): espeak-ng variants, each a voice that speaks each take in an
+accent drawn from `espeak_accents`; flite voices; SVOX Pico voices. One
+whole engine (`held_out_engine`, Pico by default) is never used in training
+or validation: its clips are the `test_engine` split, the unseen-engine test.
+
+Each take draws its speed, pitch, volume, intonation (a final `.`, `?`, `!`
+or `,`), leading silence and background (white, pink or brown noise, or
+babble: sentences spoken by several training voices at once) at a drawn
+SNR; some are said in context (another word just before or after, cut by
+the window as in continuous speech), heard in a simulated room, and picked
+up by a drawn microphone and channel (keyspot.data.acoustics). `_silence_`
+clips are what a quiet room and a microphone sound like (keyspot.data.quiet).
+The manifest's details column records all of it for every clip.
 
 Every clip is planned up front (voice, label, word, take, split) and rendered
-by its own numpy Generator, seeded from a hash of (seed, voice, label, word,
-take). The bytes of a clip therefore depend on nothing else: not on the worker
-count, not on the order in which the workers finish. The babble is rendered
-first, from its own seeded draws, and is the same for every worker.
+by generators seeded from a hash of (seed, voice, label, word, take): one for
+the speech and background, one each for the context, room and microphone,
+so that changing one of those settings leaves the others' draws alone. The
+bytes of a clip therefore depend on nothing else: not on the worker count,
+not on the order in which the workers finish. Spoken takes are cached
+(keyspot.data.speech_cache), so a new noise or room setting does not
+synthesise the speech again.
 
 Splits are by speaker (the voice; kal16 is kal at another rate), so a model
 is always tested on voices it never heard, not even in the babble.
@@ -22,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import sys
 import tempfile
@@ -33,19 +43,18 @@ import numpy as np
 from tqdm import tqdm
 
 from keyspot import artifacts, audio
-from keyspot.data import tts, workers
-from keyspot.data.manifest import SPLITS, Row, write_manifest
+from keyspot.data import acoustics, quiet, speech_cache, tts, workers
+from keyspot.data.manifest import ALL_SPLITS, HELD_OUT_ENGINE, SPLITS, Row, write_manifest
 from keyspot.data.report import SourceFile
 from keyspot.data.source import Source, SourceError, Summary, check_counts, seeded_rng
 from keyspot.labels import SILENCE, UNKNOWN
 from keyspot.params import ParamsError
 from keyspot.schema import FRACTION, NOT_NEGATIVE, POSITIVE, Range, fail, setting
 
-TRIM_DB = -40.0                    # below the word's peak counts as silence
-TRIM_MARGIN_S = 0.01               # kept either side of the trimmed word
 PEAK_DBFS = -1.0                   # words are normalised here before the gain
 NOISE_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}   # power ~ 1/f^a
 NOISE_KINDS = (*NOISE_EXPONENTS, "babble")
+SILENCE_KINDS = ("mix", *quiet.KINDS)   # mix: the spoken clips' noise kinds mixed, at a low level
 INTONATIONS = (".", "?", "!", ",")  # statement, question, exclamation, continuation
 # The same speaker at another sample rate: kept in one split.
 FLITE_SPEAKERS = {"kal16": "kal"}
@@ -66,7 +75,9 @@ class Noise:
     """Background under the spoken clips and in _silence_."""
     kinds: tuple[str, ...] = ("white", "pink", "brown", "babble")  # one drawn per spoken clip; _silence_ mixes them
     snr_db_range: tuple[float, float] = setting((12.0, 40.0), ordered=True)      # against the word's RMS
-    silence_dbfs_range: tuple[float, float] = setting((-65.0, -25.0), ordered=True)  # RMS of the _silence_ clips
+    silence_dbfs_range: tuple[float, float] = setting((-75.0, -25.0), ordered=True)  # RMS of the _silence_ clips
+    # One drawn per _silence_ clip: see keyspot/data/quiet.py (and `mix`).
+    silence_kinds: tuple[str, ...] = SILENCE_KINDS
     babble_talkers: tuple[int, int] = setting((3, 6), ordered=True)   # voices talking at once in the babble
     # Spoken by training voices for the babble; a keyword here is refused.
     babble_sentences: tuple[str, ...] = (
@@ -86,6 +97,17 @@ class Noise:
 
 
 @dataclasses.dataclass
+class Context:
+    """Words said just before or after the keyword, inside its window, as in
+    "front left" or "turn it off now"; the window may cut them."""
+    prob: float = setting(0.3, allowed=FRACTION)   # of spoken clips
+    gap_s_range: tuple[float, float] = setting((0.0, 0.25), allowed=NOT_NEGATIVE, ordered=True)
+    level_db_range: tuple[float, float] = setting((-9.0, 3.0), ordered=True)  # against the keyword
+    words: tuple[str, ...] = ("front", "rear", "turn", "it", "now", "the", "please", "then", "and",
+                              "move", "light", "volume", "a", "set", "speaker", "channel", "okay", "all")
+
+
+@dataclasses.dataclass
 class SyntheticDataset:
     """Keys of `dataset` for this source (conf/dataset/synthetic.yaml)."""
     name: str = "synthetic"
@@ -94,7 +116,10 @@ class SyntheticDataset:
     unknown_words: tuple[str, ...] = (
         "bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow",
         "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-        "learn", "follow", "forward", "backward", "visual", "yellow", "today", "number")
+        "learn", "follow", "forward", "backward", "visual", "yellow", "today", "number",
+        # near misses of the keywords, so that the model learns to reject them
+        "lift", "write", "nope", "dawn", "goal", "often", "yet", "know", "cup", "town",
+        "let", "bright", "own", "stock", "loft", "goat", "oak", "yell", "snow", "scoff")
     sample_rate: int = setting(16000, allowed=Range(8000, 384000))
     clip_seconds: float = setting(1.0, allowed=Range(0, 60, low_open=True))
     # Voices. Each espeak-ng variant (`espeak-ng --voices=variant`) is one voice
@@ -119,10 +144,15 @@ class SyntheticDataset:
         "Gene2", "edward2", "iven2", "iven3", "marcelo", "michel", "Mike", "pedro", "quincy", "rob",
         "robert", "klatt5", "klatt6", "sandro", "travis", "victor", "Storm")
     flite_voices: tuple[str, ...] = ("kal", "kal16", "awb", "rms", "slt")
+    pico_voices: tuple[str, ...] = ("en-US", "en-GB")   # SVOX Pico's English voices
+    # Every voice of this engine is the test_engine split, never heard in
+    # training or validation; "" uses every engine for train, val and test.
+    held_out_engine: str = setting("pico", choices=("", "espeak", "flite", "pico"))
+    held_out_takes_per_keyword: int = setting(24, allowed=Range(low=1))  # per held-out voice
     # Size: clips per voice = keywords x takes + unknown + silence.
     takes_per_keyword: int = setting(8, allowed=Range(low=1))
-    unknown_per_voice: int = setting(20, allowed=NOT_NEGATIVE)
-    silence_per_voice: int = setting(6, allowed=NOT_NEGATIVE)
+    unknown_per_voice: int = setting(24, allowed=NOT_NEGATIVE)
+    silence_per_voice: int = setting(9, allowed=NOT_NEGATIVE)
     # Each take draws from these ranges.
     speed_range: tuple[float, float] = setting((0.75, 1.35), allowed=POSITIVE, ordered=True)  # relative speaking rate
     # espeak-ng pitch 0-99; flite maps it to an f0 shift.
@@ -131,6 +161,9 @@ class SyntheticDataset:
     # Before the word (less when the word would not fit).
     lead_silence_s_range: tuple[float, float] = setting((0.0, 0.4), allowed=NOT_NEGATIVE, ordered=True)
     noise: Noise = dataclasses.field(default_factory=Noise)
+    context: Context = dataclasses.field(default_factory=Context)
+    rooms: acoustics.Rooms = dataclasses.field(default_factory=acoustics.Rooms)
+    microphone: acoustics.Microphone = dataclasses.field(default_factory=acoustics.Microphone)
     split_fractions: dict[str, float] = setting({"val": 0.15, "test": 0.2}, allowed=FRACTION)  # of the speakers
     workers: int = setting(0, allowed=NOT_NEGATIVE)   # processes; 0 = all cores
 
@@ -141,16 +174,21 @@ class SyntheticDataset:
             fail(f"{key}.split_fractions", "give exactly the keys val and test")
         if sum(self.split_fractions.values()) >= 1.0:
             fail(f"{key}.split_fractions", "val + test must leave voices for train")
-        if len(set(self.espeak_variants)) + len(set(self.flite_voices)) < 3:
-            fail(f"{key}.espeak_variants, {key}.flite_voices", "at least three voices in all (train, val, test)")
+        engines = {"espeak": self.espeak_variants, "flite": self.flite_voices, "pico": self.pico_voices}
+        if self.held_out_engine and not engines[self.held_out_engine]:
+            fail(f"{key}.held_out_engine", f"{self.held_out_engine} has no voices to hold out; "
+                 f"list some in {key}.{self.held_out_engine}_voices or set it to ''")
+        if sum(len(set(v)) for e, v in engines.items() if e != self.held_out_engine) < 3:
+            fail(f"{key}.espeak_variants, {key}.flite_voices, {key}.pico_voices",
+                 "at least three voices in all outside the held-out engine (train, val, test)")
 
 
 @dataclasses.dataclass(frozen=True)
 class Clip:
     """One planned clip; `word` is empty for background noise.
 
-    `voice` is `espeak-ng:<variant>` (the accent is drawn per clip) or
-    `flite:<voice>`.
+    `voice` is `espeak-ng:<variant>` (the accent is drawn per clip),
+    `flite:<voice>` or `pico:<language>`.
     """
     voice: str
     label: str
@@ -171,13 +209,20 @@ def labels(dataset: SyntheticDataset) -> list[str]:
 
 def voices(dataset: SyntheticDataset) -> list[str]:
     return ([f"espeak-ng:{v}" for v in dataset.espeak_variants]
-            + [f"flite:{v}" for v in dataset.flite_voices])
+            + [f"flite:{v}" for v in dataset.flite_voices]
+            + [f"pico:{v}" for v in dataset.pico_voices])
+
+
+def engine(voice: str) -> str:
+    """The tts engine of a dataset voice: espeak-ng:f3 -> espeak."""
+    name = voice.partition(":")[0]
+    return "espeak" if name == "espeak-ng" else name
 
 
 def speaker(voice: str) -> str:
     """The person behind a voice: what splits keep apart."""
-    engine, _, name = voice.partition(":")
-    return f"{engine}:{FLITE_SPEAKERS.get(name, name)}" if engine == "flite" else voice
+    kind, _, name = voice.partition(":")
+    return f"{kind}:{FLITE_SPEAKERS.get(name, name)}" if kind == "flite" else voice
 
 
 def split_voices(speakers, fractions: dict[str, float], seed: int) -> dict[str, str]:
@@ -196,13 +241,16 @@ def split_voices(speakers, fractions: dict[str, float], seed: int) -> dict[str, 
 
 def plan(dataset: SyntheticDataset, seed: int) -> list[Clip]:
     """Every clip to render, in a fixed order."""
-    splits = split_voices([speaker(v) for v in voices(dataset)], dataset.split_fractions, seed)
+    held_out = [v for v in voices(dataset) if engine(v) == dataset.held_out_engine]
+    splits = split_voices([speaker(v) for v in voices(dataset) if v not in held_out],
+                          dataset.split_fractions, seed)
+    splits.update({speaker(v): HELD_OUT_ENGINE for v in held_out})
     clips = []
     for voice in voices(dataset):
         split = splits[speaker(voice)]
+        takes = dataset.held_out_takes_per_keyword if split == HELD_OUT_ENGINE else dataset.takes_per_keyword
         for keyword in dataset.keywords:
-            clips += [Clip(voice, keyword, keyword, t, split)
-                      for t in range(dataset.takes_per_keyword)]
+            clips += [Clip(voice, keyword, keyword, t, split) for t in range(takes)]
         for t, word in enumerate(_unknown_words(dataset, seed, voice)):
             clips.append(Clip(voice, UNKNOWN, word, t, split))
         clips += [Clip(voice, SILENCE, "", t, split) for t in range(dataset.silence_per_voice)]
@@ -211,22 +259,30 @@ def plan(dataset: SyntheticDataset, seed: int) -> list[Clip]:
 
 def tts_voice(voice: str, rng: np.random.Generator, dataset: SyntheticDataset) -> tts.Voice:
     """The engine voice of one take: an espeak-ng variant gets a drawn accent."""
-    engine, _, name = voice.partition(":")
-    draw = rng.random()   # drawn for flite too, so that the draws after it line up
-    if engine == "flite":
-        return tts.Voice("flite", name)
+    name = voice.partition(":")[2]
+    draw = rng.random()   # drawn for every engine, so that the draws after it line up
+    if engine(voice) != "espeak":
+        return tts.Voice(engine(voice), name)
     accent = dataset.espeak_accents[int(draw * len(dataset.espeak_accents))]
     return tts.Voice("espeak", f"{accent}+{name}")
 
 
-def render(clip: Clip, dataset: SyntheticDataset, seed: int, workdir: Path,
-           babble: np.ndarray | None = None) -> tuple[np.ndarray, bool, SourceFile | None]:
-    """int16 PCM of one clip, whether the word was longer than the clip, and
-    the word as the engine rendered it (None for `_silence_`)."""
+def render(clip: Clip, dataset: SyntheticDataset, seed: int, rooms: list[acoustics.Room],
+           babble: np.ndarray | None = None) -> tuple[np.ndarray, bool, SourceFile | None, str]:
+    """int16 PCM of one clip, whether the word was longer than the clip, the
+    word as the engine rendered it (None for `_silence_`), and how the clip
+    was made (the manifest's details)."""
     rng = seeded_rng(seed, clip.voice, clip.label, clip.word, clip.take)
+    mic_rng = seeded_rng(seed, "microphone", clip.voice, clip.label, clip.word, clip.take)
     n = round(dataset.sample_rate * dataset.clip_seconds)
     if clip.label == SILENCE:
-        return background(rng, n, dataset.noise, babble), False, None
+        kind = dataset.noise.silence_kinds[int(rng.integers(len(dataset.noise.silence_kinds)))]
+        if kind == "mix":
+            out = background(rng, n, dataset.noise, babble)
+        else:
+            out = quiet.render(kind, rng, n, dataset.sample_rate, dataset.noise.silence_dbfs_range)
+        details = [f"silence={kind}"]
+        return _finish(out, mic_rng, dataset, details), False, None, ";".join(details)
     # Every draw happens, in this order, whatever the voice and the noise kind.
     voice = tts_voice(clip.voice, rng, dataset)
     speed = rng.uniform(*dataset.speed_range)
@@ -236,35 +292,97 @@ def render(clip: Clip, dataset: SyntheticDataset, seed: int, workdir: Path,
     mark = INTONATIONS[int(rng.integers(len(INTONATIONS)))]
     kind = dataset.noise.kinds[int(rng.integers(len(dataset.noise.kinds)))]
     snr_db = rng.uniform(*dataset.noise.snr_db_range)
-    samples, rate = tts.synthesize(voice, clip.word + mark, speed, pitch, workdir)
-    word = _trim(audio.resample(samples, rate, dataset.sample_rate), dataset.sample_rate)
-    source = SourceFile(clip.path, word.shape[0] / dataset.sample_rate, rate, 1,
-                        tts.PROGRAMS[voice.engine])
+    word, rate = _spoken(voice, clip.word + mark, speed, pitch, dataset.sample_rate)
+    source = SourceFile(clip.path, word.shape[0] / dataset.sample_rate, rate, 1, tts.program(voice.engine))
     word = word / np.abs(word).max() * 10.0 ** ((PEAK_DBFS + gain_db) / 20.0)
     truncated = word.shape[0] > n
     word = word[:n]
     offset = min(round(lead_s * dataset.sample_rate), n - word.shape[0])
     out = np.zeros(n)
     out[offset:offset + word.shape[0]] = word
+    details = [str(voice), f"speed={speed:.2f}", f"pitch={pitch:.0f}", f"gain={gain_db:.1f}dB"]
+    details += _add_context(out, offset, word, voice, clip, dataset, seed)
+    room_rng = seeded_rng(seed, "room", clip.voice, clip.label, clip.word, clip.take)
+    in_room, pick = room_rng.random(), int(room_rng.integers(max(len(rooms), 1)))
+    if rooms and in_room < dataset.rooms.prob:
+        out = acoustics.reverberate(out, rooms[pick])
+        details.append(rooms[pick].describe())
     out += noise(rng, n, kind, babble) * _rms(word) / 10.0 ** (snr_db / 20.0)
-    return audio.to_int16(out), truncated, source
+    details.append(f"noise={kind}@{snr_db:.1f}dB")
+    return _finish(out, mic_rng, dataset, details), truncated, source, ";".join(details)
+
+
+def _finish(out: np.ndarray, rng: np.random.Generator, dataset: SyntheticDataset, details: list[str]) -> np.ndarray:
+    """The clip through its drawn microphone, as int16."""
+    response = acoustics.draw_response(rng, dataset.microphone, dataset.sample_rate)
+    if response is not None and np.any(out):
+        out = acoustics.apply_response(out, response, dataset.sample_rate)
+        details.append(response.describe())
+    return audio.to_int16(out)
+
+
+def _spoken(voice: tts.Voice, text: str, speed: float, pitch: float, sample_rate: int) -> tuple[np.ndarray, int]:
+    """The take at the dataset's rate (float), and the engine's own rate."""
+    pcm, rate = speech_cache.take(voice, text, speed, pitch)
+    return audio.resample(pcm.astype(np.float32) / 32768.0, rate, sample_rate).astype(np.float64), rate
+
+
+def _add_context(out: np.ndarray, offset: int, word: np.ndarray, voice: tts.Voice, clip: Clip,
+                 dataset: SyntheticDataset, seed: int) -> list[str]:
+    """Maybe say another word just before or after the keyword, in place; the
+    window cuts it where it does not fit. Returns its details."""
+    settings = dataset.context
+    rng = seeded_rng(seed, "context", clip.voice, clip.label, clip.word, clip.take)
+    said, after = rng.random(), rng.random() < 0.5
+    text = settings.words[int(rng.integers(len(settings.words)))] if settings.words else ""
+    gap = round(rng.uniform(*settings.gap_s_range) * dataset.sample_rate)
+    level_db = rng.uniform(*settings.level_db_range)
+    speed, pitch = rng.uniform(*dataset.speed_range), rng.uniform(*dataset.pitch_range)
+    if not text or said >= settings.prob:
+        return []
+    try:
+        other, _ = _spoken(voice, text, speed, pitch, dataset.sample_rate)
+    except tts.TTSError:
+        return []   # the keyword stands alone; the clip is still good
+    other = other / np.abs(other).max() * np.abs(word).max() * 10.0 ** (level_db / 20.0)
+    n = out.shape[0]
+    if after:
+        start = offset + word.shape[0] + gap
+        piece = other[:max(n - start, 0)]
+    else:
+        start = offset - gap - other.shape[0]
+        piece = other[max(-start, 0):]
+        start = max(start, 0)
+        piece = piece[:max(offset - gap - start, 0)]
+    if not piece.shape[0]:
+        return []
+    out[start:start + piece.shape[0]] += piece
+    return [f"context={'after' if after else 'before'}:{text}"]
 
 
 def noise(rng: np.random.Generator, n: int, kind: str, babble: np.ndarray | None) -> np.ndarray:
     """n samples of one kind of background at RMS 1."""
     if kind != "babble":
-        return _colored_noise(rng, n, NOISE_EXPONENTS[kind])
+        return quiet.slope_noise(rng, n, NOISE_EXPONENTS[kind])
     track = babble[int(rng.integers(babble.shape[0]))]
     x = np.resize(np.roll(track, -int(rng.integers(track.shape[0]))), n)
     return x / _rms(x)
 
 
 def background(rng: np.random.Generator, n: int, settings, babble: np.ndarray | None) -> np.ndarray:
-    """int16 background only: a random mix of the noise kinds at a low level."""
+    """Background only (float): a random mix of the noise kinds at a low level."""
     weights = rng.dirichlet(np.ones(len(settings.kinds)))
     mix = sum(w * noise(rng, n, kind, babble) for w, kind in zip(weights, settings.kinds, strict=True))
     level = 10.0 ** (rng.uniform(*settings.silence_dbfs_range) / 20.0)
-    return audio.to_int16(mix / _rms(mix) * level)
+    return mix / _rms(mix) * level
+
+
+def simulate_rooms(dataset: SyntheticDataset, seed: int) -> list[acoustics.Room]:
+    """The dataset's bank of simulated rooms (none when rooms.prob is 0)."""
+    if dataset.rooms.prob <= 0:
+        return []
+    return [acoustics.simulate_room(seeded_rng(seed, "room-bank", i), dataset.rooms, dataset.sample_rate)
+            for i in range(dataset.rooms.count)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -328,15 +446,16 @@ def generate(dataset: SyntheticDataset, seed: int, out: Path = Path("data/raw"),
     with artifacts.staged_dir(out) as tmp:
         for label in labels(dataset):
             (tmp / "clips" / label).mkdir(parents=True)
-        done, skipped, truncated, sources = _render_all(clips, sentences, dataset, seed, tmp,
-                                                         progress)
-        counts = {s: {label: 0 for label in labels(dataset)} for s in SPLITS}
+        done, skipped, truncated, sources, details = _render_all(clips, sentences, dataset, seed, tmp,
+                                                                  progress)
+        splits = [s for s in ALL_SPLITS if s in SPLITS or any(c.split == s for c in clips)]
+        counts = {s: {label: 0 for label in labels(dataset)} for s in splits}
         for clip in done:
             counts[clip.split][clip.label] += 1
         check_counts(counts, len(skipped), FetchError, "see the errors above",
                      required={c.label for c in clips if c.split == "train"})
         write_manifest(tmp / "manifest.csv",
-                       [Row(c.path, c.label, c.split, speaker(c.voice)) for c in done])
+                       [Row(c.path, c.label, c.split, speaker(c.voice), details[c.path]) for c in done])
         (tmp / "labels.json").write_text(json.dumps(labels(dataset)) + "\n")
     origin = f"{len(voices(dataset))} voices ({len({speaker(v) for v in voices(dataset)})} speakers)"
     return Summary(out, origin, counts, sorted(skipped), sorted(sources, key=lambda s: s.path),
@@ -345,22 +464,28 @@ def generate(dataset: SyntheticDataset, seed: int, out: Path = Path("data/raw"),
 
 def check(dataset: SyntheticDataset) -> None:
     """Validate what params.py cannot know: voices, label names, ranges."""
+    keys = {"espeak": "espeak_variants", "flite": "flite_voices", "pico": "pico_voices"}
     slugs: dict[str, str] = {}
     for voice in voices(dataset):
-        key = "espeak_variants" if voice.startswith("espeak") else "flite_voices"
+        key = keys[engine(voice)]
         if _slug(voice) in slugs:
             raise ParamsError(f"dataset.{key}: {voice.partition(':')[2]!r} is listed twice")
         slugs[_slug(voice)] = voice
     if dataset.espeak_variants and not dataset.espeak_accents:
         raise ParamsError("dataset.espeak_accents: empty, but espeak_variants lists voices")
-    engines = (["espeak"] if dataset.espeak_variants else []) + (
-        ["flite"] if dataset.flite_voices else [])
-    tts.check_tools([tts.Voice(engine, "") for engine in engines])
+    tts.check_tools({engine(v) for v in voices(dataset)})
     _check_names("espeak_accents", dataset.espeak_accents if dataset.espeak_variants else (),
-                 tts.check_espeak_language)
-    _check_names("espeak_variants", dataset.espeak_variants, tts.check_espeak_variant)
-    _check_names("flite_voices", dataset.flite_voices,
-                 lambda name: tts.check_voice(tts.Voice("flite", name)))
+                 tts.espeak.check_language)
+    _check_names("espeak_variants", dataset.espeak_variants, tts.espeak.check_variant)
+    _check_names("flite_voices", dataset.flite_voices, tts.flite.check_voice)
+    _check_names("pico_voices", dataset.pico_voices, tts.pico.check_voice)
+    for kind in dataset.noise.silence_kinds:
+        if kind not in SILENCE_KINDS:
+            raise ParamsError(f"dataset.noise.silence_kinds: {kind!r} is not one of {', '.join(SILENCE_KINDS)}")
+    said = sorted(set(dataset.context.words) & set(dataset.keywords))
+    if said:
+        raise ParamsError(f"dataset.context.words: {', '.join(said)} is a keyword; "
+                          "a keyword's clip must say one keyword")
     for key, words in (("keywords", dataset.keywords), ("unknown_words", dataset.unknown_words)):
         for i, word in enumerate(words):
             if not _LABEL_RE.match(word):
@@ -428,35 +553,48 @@ _state: dict = {}
 
 
 def _init_worker(dataset: SyntheticDataset, seed: int, root: Path, scratch: Path) -> None:
-    workdir = Path(scratch) / str(os.getpid())
-    workdir.mkdir(exist_ok=True)
-    _state.update(dataset=dataset, seed=seed, root=Path(root), workdir=workdir,
-                  babble_file=Path(scratch) / "babble.npy", babble=None)
+    tts.flite.run_in_this_process()   # a worker forks nothing that runs flite
+    _state.update(dataset=dataset, seed=seed, root=Path(root), babble_file=Path(scratch) / "babble.npy",
+                  rooms_file=Path(scratch) / "rooms.npz", babble=None, rooms=None)
 
 
 def _render_sentence(sentence: Sentence) -> tuple[Sentence, np.ndarray | None, str | None]:
     """One babble sentence at the dataset rate and RMS 1, or the engine's error."""
     dataset = _state["dataset"]
     try:
-        samples, rate = tts.synthesize(tts.parse_voice(sentence.voice), sentence.text,
-                                       sentence.speed, sentence.pitch, _state["workdir"])
+        x, _ = _spoken(tts.parse_voice(sentence.voice), sentence.text, sentence.speed, sentence.pitch,
+                       dataset.sample_rate)
     except tts.TTSError as err:
         return sentence, None, str(err)
-    x = _trim(audio.resample(samples, rate, dataset.sample_rate), dataset.sample_rate)
     return sentence, (x / _rms(x)).astype(np.float32), None
 
 
-def _render_one(clip: Clip) -> tuple[Clip, bool, SourceFile | None, str | None]:
+def _render_one(clip: Clip) -> tuple[Clip, bool, SourceFile | None, str | None, str]:
     """Render and write one clip; an engine failure comes back as a message."""
     if _state["babble"] is None and _state["babble_file"].exists():
         _state["babble"] = np.load(_state["babble_file"])
+    if _state["rooms"] is None:
+        _state["rooms"] = _load_rooms(_state["rooms_file"])
     try:
-        pcm, truncated, source = render(clip, _state["dataset"], _state["seed"],
-                                        _state["workdir"], _state["babble"])
+        pcm, truncated, source, details = render(clip, _state["dataset"], _state["seed"],
+                                                 _state["rooms"], _state["babble"])
     except tts.TTSError as err:
-        return clip, False, None, str(err)
+        return clip, False, None, str(err), ""
     audio.write_wav(_state["root"] / clip.path, pcm, _state["dataset"].sample_rate)
-    return clip, truncated, source, None
+    return clip, truncated, source, None, details
+
+
+def _save_rooms(path: Path, rooms: list[acoustics.Room]) -> None:
+    np.savez(path, **{f"rir{i}": r.rir for i, r in enumerate(rooms)},
+             meta=np.array([[r.rt60_s, *r.size_m, r.distance_m] for r in rooms]).reshape(-1, 5))
+
+
+def _load_rooms(path: Path) -> list[acoustics.Room]:
+    if not path.exists():
+        return []
+    with np.load(path) as saved:
+        return [acoustics.Room(float(m[0]), (float(m[1]), float(m[2]), float(m[3])), float(m[4]), saved[f"rir{i}"])
+                for i, m in enumerate(saved["meta"])]
 
 
 def _render_all(clips, sentences, dataset, seed, root, progress):
@@ -470,6 +608,7 @@ def _render_all(clips, sentences, dataset, seed, root, progress):
 
     with tempfile.TemporaryDirectory(prefix="keyspot-tts-") as scratch, \
             tqdm(total=len(clips), desc="fetch", unit="clip", file=sys.stderr, disable=not progress) as bar:
+        _save_rooms(Path(scratch) / "rooms.npz", simulate_rooms(dataset, seed))
         pool = dict(workers=dataset.workers, initializer=_init_worker, initargs=(dataset, seed, root, Path(scratch)))
         if sentences:
             renders = []
@@ -486,17 +625,18 @@ def _render_all(clips, sentences, dataset, seed, root, progress):
                 raise FetchError("no babble sentence could be rendered; see the errors above")
             np.save(Path(scratch) / "babble.npy", mix_babble(renders, dataset, seed))
         results = workers.run(_render_one, clips, **pool, chunk=4, on_result=report,
-                              crashed=lambda clip: (clip, False, None, "crashed its worker"))
-    done, truncated, sources = [], 0, []
-    for clip, was_truncated, source, error in results:
+                              crashed=lambda clip: (clip, False, None, "crashed its worker", ""))
+    done, truncated, sources, details = [], 0, [], {}
+    for clip, was_truncated, source, error, how in results:
         if error is not None:
             skipped.append((clip.path, error))
             continue
         done.append(clip)
+        details[clip.path] = how
         truncated += was_truncated
         if source is not None:
             sources.append(source)
-    return done, skipped, truncated, sources
+    return done, skipped, truncated, sources, details
 
 
 # --- helpers -----------------------------------------------------------------
@@ -514,21 +654,6 @@ def _get(obj, dotted: str):
     for part in dotted.split("."):
         obj = getattr(obj, part)
     return obj
-
-
-def _trim(x: np.ndarray, sample_rate: int) -> np.ndarray:
-    loud = np.flatnonzero(np.abs(x) > np.abs(x).max() * 10.0 ** (TRIM_DB / 20.0))
-    margin = round(TRIM_MARGIN_S * sample_rate)
-    return x[max(loud[0] - margin, 0):loud[-1] + margin + 1]
-
-
-def _colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    freqs = np.arange(spectrum.shape[0], dtype=np.float64)
-    freqs[0] = 1.0
-    x = np.fft.irfft(spectrum / freqs ** (exponent / 2.0), n)
-    x -= x.mean()
-    return x / _rms(x)
 
 
 def _rms(x: np.ndarray) -> float:

@@ -30,9 +30,8 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from keyspot import artifacts, audio, features
-from keyspot.data.manifest import read_manifest
+from keyspot.data.manifest import present, read_manifest
 
-SPLITS = ("train", "val", "test")
 # Clips per task: large enough that numpy's per-call overhead vanishes,
 # small enough that a chunk's frames (about 6 MB) stay in the CPU caches;
 # measured fastest on x86 (64 clips: 8.6k clips/s per core, 256: 6.8k).
@@ -173,7 +172,9 @@ def run(params, raw_dir: Path, out_dir: Path, workers: int | None = None) -> dic
             artifacts.staged_dir(out_dir) as tmp:
         extracted = {}
         stats = RunningStats(spec.num_coefficients)
-        for split in SPLITS:  # train first: its statistics normalise every split
+        # train first: its statistics normalise every split; test_engine only
+        # when the dataset holds a speech engine out.
+        for split in present({r.split for r in rows}):
             split_rows = [r for r in rows if r.split == split]
             raw, kept = _extract_split(raw_dir, split_rows, spec, Path(scratch) / f"{split}.npy",
                                        workers, stats if split == "train" else None)

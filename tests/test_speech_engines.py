@@ -1,0 +1,79 @@
+"""The speech engines keyspot pins: the same samples on every machine.
+
+The md5s below were recorded with requirements.lock's espeakng-loader and
+ttspico and keyspot.data.tts.install's flite.wasm. Another Debian release, a
+distribution espeak-ng or flite, or none at all, must not change them; a
+new pin of an engine does, and then changes the default dataset: record
+them again (and run `dvc repro`) in the same change.
+"""
+
+import dataclasses
+import hashlib
+
+import numpy as np
+import pytest
+
+from keyspot.data import synthetic, tts
+
+# (voice, text, speed, pitch) -> (engine rate, samples, md5 of the int16 samples)
+TAKES = {
+    ("espeak:en-us+f3", "left.", 1.0, 50.0): (22050, 9268, "3027a43d29806bd7c50936491e18f2fb"),
+    ("espeak:en-gb-x-rp+klatt", "stop?", 1.2, 30.0): (22050, 6830, "6fb8a52ddab5958aef3cde7497189304"),
+    ("flite:slt", "yes.", 0.9, 60.0): (16000, 13280, "5059a12d05471d4d2cb1767845f9c746"),
+    ("flite:kal16", "off!", 1.1, 40.0): (16000, 8789, "8bcce789356ed377f0144af40c980a91"),
+    ("pico:en-US", "right,", 1.0, 50.0): (16000, 9216, "d9bd36eaf0f57f7e395d7218b38c918c"),
+    ("pico:en-GB", "down.", 0.8, 70.0): (16000, 21056, "74effd52875960f4349cbda99c368fe3"),
+}
+
+# Clips of the dataset, every step on: speech, context, room, babble, microphone.
+CLIPS = {
+    "clips/left/espeak-ng-f3_left_0.wav": "5564db86bdbfabe0f041d45479501dc4",
+    "clips/left/flite-slt_left_0.wav": "826973c5fd4d1f674a4e1e98b3ac3071",
+    "clips/left/pico-en-US_left_0.wav": "179442320b71a11ec3491eadfc7229d9",
+    "clips/_silence_/espeak-ng-f3_silence_0.wav": "0dea4ecd6dea30e60719a928e1adf103",
+}
+
+
+def _md5(samples: np.ndarray) -> str:
+    pcm = np.clip(np.round(samples * 32768.0), -32768, 32767).astype(np.int16)
+    return hashlib.md5(pcm.tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("take", list(TAKES), ids=lambda t: f"{t[0]}-{t[1]}")
+def test_each_engine_speaks_the_recorded_samples(take):
+    voice, text, speed, pitch = take
+    samples, rate = tts.synthesize(tts.parse_voice(voice), text, speed, pitch)
+    assert (rate, len(samples), _md5(samples)) == TAKES[take]
+
+
+def test_what_was_said_before_changes_nothing():
+    """espeak-ng and Pico keep state between utterances; keyspot starts each from the same."""
+    first = {t: _md5(tts.synthesize(tts.parse_voice(t[0]), *t[1:])[0]) for t in TAKES}
+    for t in reversed(list(TAKES)):
+        assert _md5(tts.synthesize(tts.parse_voice(t[0]), *t[1:])[0]) == first[t]
+
+
+@pytest.mark.parametrize("voice, message", [
+    ("espeak:xx-nope", "espeak-ng has no voice 'xx-nope'"),
+    ("espeak:en+nope", "espeak-ng has no variant 'nope'"),
+    ("flite:nope", "flite has no voice 'nope'; it has kal, "),
+    ("pico:en-AU", "SVOX Pico has no voice 'en-AU'; it has en-US, en-GB"),
+])
+def test_an_unknown_voice_is_named(voice, message):
+    with pytest.raises(ValueError, match=message):
+        tts.check_voice(tts.parse_voice(voice))
+
+
+def test_rendered_clips_are_the_recorded_bytes(smoke_params, tmp_path):
+    dataset = dataclasses.replace(
+        smoke_params.dataset, keywords=("left",), unknown_words=("lift",), espeak_accents=("en-us",),
+        espeak_variants=("f3", "m2"), flite_voices=("slt",), pico_voices=("en-US",), held_out_engine="pico",
+        takes_per_keyword=1, held_out_takes_per_keyword=1, unknown_per_voice=1, silence_per_voice=1,
+        split_fractions={"val": 0.2, "test": 0.2}, workers=1,
+        context=dataclasses.replace(smoke_params.dataset.context, prob=1.0),
+        rooms=dataclasses.replace(smoke_params.dataset.rooms, prob=1.0, count=2),
+        microphone=dataclasses.replace(smoke_params.dataset.microphone, prob=1.0, clip_prob=1.0))
+    out = tmp_path / "raw"
+    synthetic.generate(dataset, smoke_params.seed, out, progress=False)
+    got = {path: hashlib.md5((out / path).read_bytes()).hexdigest() for path in CLIPS}
+    assert got == CLIPS
