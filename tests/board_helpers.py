@@ -99,3 +99,14 @@ def arena_used(qemu_output: str) -> tuple[int, int]:
     if m is None:
         raise BoardError(f"no 'arena used' line in the QEMU output: {qemu_output[-500:]}")
     return int(m.group(1)), int(m.group(2))
+
+
+def espeak_wav(wav: Path, text: str, voice: str = "en", wpm: int = 175) -> Path:
+    """`text` spoken by keyspot's pinned espeak-ng into a 22.05 kHz WAV file,
+    as `espeak-ng -v VOICE -s WPM -w WAV TEXT` would write it."""
+    from keyspot import audio
+    from keyspot.data import tts
+
+    samples, rate = tts.synthesize(tts.Voice("espeak", voice), text, wpm / 175.0, 50.0)
+    audio.write_wav(Path(wav), audio.to_int16(samples), rate)
+    return Path(wav)

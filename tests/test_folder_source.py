@@ -372,3 +372,23 @@ def test_stage_converts_the_folder_and_reports(messy, smoke_dict, tmp_path):
     report_data = json.loads((tmp_path / "reports" / "data.json").read_text())
     assert {s["path"] for s in report_data["skipped"]} == {*BAD, ".git/"}
     assert (tmp_path / "reports" / "data" / "clips.csv").is_file()
+
+
+def test_a_silence_class_can_be_generated(messy, fetched, smoke_params, tmp_path):
+    """dataset.silence_clips adds _silence_ (every kind of quiet) to a folder
+    without one; the files' clips stay the same bytes."""
+    root, _ = messy
+    _, plain, _ = fetched
+    out = tmp_path / "raw"
+    summary = folder.fetch(dataset_for(root, silence_clips=18), smoke_params.seed, out, progress=False)
+    labels = json.loads((out / "labels.json").read_text())
+    assert labels == ["_silence_", *json.loads((plain / "labels.json").read_text())]
+    rows = [r for r in read_manifest(out / "manifest.csv") if r.label == "_silence_"]
+    assert len(rows) == 18 and {r.split for r in rows} == set(SPLITS)
+    assert {r.details.partition("=")[2] for r in rows} == set(folder.quiet.KINDS)
+    assert sum(summary.counts[s]["_silence_"] for s in SPLITS) == 18
+    assert {p: h for p, h in _hashes(out).items() if p.startswith("clips/") and "_silence_" not in p} == \
+        {p: h for p, h in _hashes(plain).items() if p.startswith("clips/")}
+    again = tmp_path / "again"
+    folder.fetch(dataset_for(root, silence_clips=18), smoke_params.seed, again, progress=False)
+    assert _hashes(again) == _hashes(out)

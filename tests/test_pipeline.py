@@ -15,6 +15,8 @@ import pytest
 from scratch_repo import GIT, RECORDED, smoke_output_hashes
 from scratch_repo import run as _run
 
+from keyspot.data import quiet
+
 pytestmark = pytest.mark.slow
 
 # The `pipeline` fixture (tests/conftest.py, built by tests/scratch_repo.py) is
@@ -29,7 +31,14 @@ def test_every_stage_ran(pipeline):
 def test_outputs_follow_the_stage_contracts(pipeline):
     root = pipeline["root"]
     metrics = json.loads((root / "reports/metrics.json").read_text())
-    assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
+    labels = json.loads((root / "data/raw/labels.json").read_text())
+    for split in ("test", "test_engine"):   # unseen speakers; the held-out engine (Pico)
+        entry = metrics[split]
+        assert 0.0 <= entry["accuracy"] <= 1.0 and 0.0 <= entry["int8_accuracy"] <= 1.0
+        assert set(entry["recall"]) == set(labels) and set(entry["recall"]["yes"]) == {"float", "int8"}
+        assert (root / "reports/eval" / f"{'' if split == 'test' else split + '_'}confusion.png").is_file()
+    assert set(metrics["quiet"]["per_kind"]) == set(quiet.KINDS)
+    assert 0.0 <= metrics["quiet"]["keyword_rate"] <= 1.0
     quant = json.loads((root / "reports/quantize.json").read_text())
     assert quant["model_bytes"] == (root / "models/model_int8.tflite").stat().st_size
     assert quant["tflm_arena_bytes"] > 0

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from board_helpers import arena_used, board_image_run, write_test_clips
+from board_helpers import arena_used, board_image_run, espeak_wav, write_test_clips
 from test_firmware_core import _predict
 
 from keyspot import audio
@@ -252,14 +252,12 @@ def _committed_model() -> tuple[bytes, int, int]:
 def test_the_committed_model_fits_its_arena_on_the_cortex_m4(psoc6_libs, tmp_path):
     """The default model as the board gets it, on spoken words: the generated
     KEYSPOT_TENSOR_ARENA_BYTES is enough for TFLite Micro on the target."""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("needs espeak-ng")
     model, rate, samples = _committed_model()
     clips = []
     for i, (word, voice) in enumerate([("yes", "en-us"), ("left", "en+f3"), ("stop", "en-gb"),
                                        ("seven", "en-us+m2")]):
         wav = tmp_path / f"{i}.wav"
-        _run(["espeak-ng", "-v", voice, "-w", wav, word])
+        espeak_wav(wav, word, voice)
         clips.append(audio.load_clip(wav, rate, samples))
     clips.append(np.zeros(samples, dtype=np.int16))
     _compare(model, GENERATED, np.stack(clips), tmp_path, "committed model")

@@ -48,14 +48,15 @@ import soundfile
 from tqdm import tqdm
 
 from keyspot import artifacts, audio
-from keyspot.data import workers
+from keyspot.data import quiet, workers
 from keyspot.data.manifest import SPLITS, Row, write_manifest
 from keyspot.data.report import SourceFile
-from keyspot.data.source import Source, SourceError, Summary, check_counts
-from keyspot.labels import UNKNOWN
+from keyspot.data.source import Source, SourceError, Summary, check_counts, seeded_rng
+from keyspot.labels import SILENCE, UNKNOWN
 from keyspot.params import ParamsError
 from keyspot.schema import NOT_NEGATIVE, Range, fail, setting
 
+SILENCE_DBFS_RANGE = (-75.0, -25.0)   # RMS of the generated silence (digital zero has none)
 AUDIO_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
                   ".aifc", ".au")
 CHUNK = 8   # files per task: few enough to spread, enough to amortise the hand-over
@@ -102,6 +103,11 @@ class AudioFiles:
     long_clips: str = setting("centre", choices=("centre", "windows"))
     max_windows: int = setting(0, allowed=NOT_NEGATIVE)   # with windows: at most this many per file, the middle ones; 0 = no limit
     workers: int = setting(0, allowed=NOT_NEGATIVE)       # processes that convert files; 0 = all cores
+    # A dataset without a _silence_ class can have one generated: this many
+    # clips of what a quiet room and a microphone sound like
+    # (keyspot/data/quiet.py: digital zero, self-noise, any spectral slope,
+    # rumble, hum, DC, fans, clicks), split by split_fractions. 0: none.
+    silence_clips: int = setting(0, allowed=NOT_NEGATIVE)
 
     def validate(self, key: str) -> None:
         if set(self.split_fractions) != {"val", "test"}:
@@ -142,8 +148,9 @@ class Job:
 
 
 def fetch(dataset, seed: int, out: Path = Path("data/raw"), progress: bool = True) -> Summary:
-    """The folder source: `dataset.root` into `out`. `seed` is unused: splits
-    hash the file names, so they do not move when the seed does."""
+    """The folder source: `dataset.root` into `out`. Splits hash the file
+    names, so they do not move when the seed does; `seed` draws only the
+    generated silence (dataset.silence_clips)."""
     root = Path(dataset.root).expanduser()
     if not root.is_dir():
         raise ParamsError(f"dataset.root: {root} is not a folder; point it at the folder that "
@@ -151,7 +158,7 @@ def fetch(dataset, seed: int, out: Path = Path("data/raw"), progress: bool = Tru
     if Path(out).resolve().is_relative_to(root.resolve()):
         raise ParamsError(f"dataset.root: {root} holds the output {out}; use a folder outside it")
     files, skipped = list_files(root)
-    return convert(dataset, root, files, out, str(root), skipped, progress)
+    return convert(dataset, root, files, out, str(root), skipped, progress, seed)
 
 
 def list_files(root: Path) -> tuple[list[str], list[tuple[str, str]]]:
@@ -173,8 +180,9 @@ def list_files(root: Path) -> tuple[list[str], list[tuple[str, str]]]:
 
 
 def convert(dataset, root: Path, files: list[str], out: Path, where: str,
-            skipped: list[tuple[str, str]] | None = None, progress: bool = True) -> Summary:
-    """Turn `files` (relative to `root`) into canonical clips in `out`, all or nothing."""
+            skipped: list[tuple[str, str]] | None = None, progress: bool = True, seed: int = 0) -> Summary:
+    """Turn `files` (relative to `root`) into canonical clips in `out`, all or
+    nothing; with dataset.silence_clips, add a generated _silence_ class."""
     start = time.perf_counter()
     skipped = list(skipped or [])
     jobs, labels, not_used = plan(dataset, root, files)
@@ -194,6 +202,10 @@ def convert(dataset, root: Path, files: list[str], out: Path, where: str,
             (tmp / "clips" / label).mkdir(parents=True)
         rows, sources, failed = _convert_all(jobs, dataset, root, tmp, progress)
         skipped += failed
+        if dataset.silence_clips and SILENCE not in labels:
+            labels = [SILENCE, *labels]
+            (tmp / "clips" / SILENCE).mkdir(parents=True)
+            rows += generate_silence(dataset, seed, tmp)
         counts = {s: {label: 0 for label in labels} for s in SPLITS}
         for row in rows:
             counts[row.split][row.label] += 1
@@ -204,6 +216,20 @@ def convert(dataset, root: Path, files: list[str], out: Path, where: str,
         (tmp / "labels.json").write_text(json.dumps(labels) + "\n")
     return Summary(out, f"{len(sources)} files of {where}", counts, sorted(skipped),
                    sorted(sources, key=lambda s: s.path), time.perf_counter() - start)
+
+
+def generate_silence(dataset, seed: int, out: Path) -> list[Row]:
+    """dataset.silence_clips clips of quiet, every kind in turn, in
+    `out`/clips/_silence_; each clip's split from the hash of its name."""
+    n = round(dataset.sample_rate * dataset.clip_seconds)
+    rows = []
+    for i in range(dataset.silence_clips):
+        kind = quiet.KINDS[i % len(quiet.KINDS)]
+        x = quiet.render(kind, seeded_rng(seed, "folder-silence", i), n, dataset.sample_rate, SILENCE_DBFS_RANGE)
+        path = f"clips/{SILENCE}/generated_{kind}_{i}.wav"
+        audio.write_wav(out / path, audio.to_int16(x), dataset.sample_rate)
+        rows.append(Row(path, SILENCE, hash_split(path, dataset.split_fractions), "generated", f"silence={kind}"))
+    return rows
 
 
 # --- which file is which class and split -----------------------------------

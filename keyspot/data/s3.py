@@ -87,7 +87,7 @@ def fetch(dataset, seed: int, out: Path = Path("data/raw"), progress: bool = Tru
     skipped += failed
     failed_paths = {path for path, _ in failed}
     files = [o.rel for o in objects if o.rel not in failed_paths]
-    summary = folder.convert(dataset, cache, files, out, dataset.url, skipped, progress)
+    summary = folder.convert(dataset, cache, files, out, dataset.url, skipped, progress, seed)
     summary.origin += f" ({downloaded} downloaded, {len(files) - downloaded} from the cache)"
     summary.seconds = time.perf_counter() - start
     return summary

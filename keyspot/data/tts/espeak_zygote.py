@@ -23,6 +23,14 @@ AUDIO_OUTPUT_SYNCHRONOUS = 2
 RATE, VOLUME, PITCH = 1, 2, 3
 POS_CHARACTER = 1
 CHARS_UTF8 = 1
+
+
+class Voice(ctypes.Structure):   # speak_lib.h's espeak_VOICE
+    _fields_ = [("name", ctypes.c_char_p), ("languages", ctypes.c_char_p), ("identifier", ctypes.c_char_p),
+                ("gender", ctypes.c_ubyte), ("age", ctypes.c_ubyte), ("variant", ctypes.c_ubyte),
+                ("xx1", ctypes.c_ubyte), ("score", ctypes.c_int), ("spare", ctypes.c_void_p)]
+
+
 CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
 
@@ -31,8 +39,15 @@ def reply(out, status: int, payload: bytes) -> None:
     out.flush()
 
 
+def select(lib, name: str) -> bool:
+    """As `espeak-ng -v NAME` does: a voice name, else a language (such as en-gb)."""
+    if lib.espeak_SetVoiceByName(name.encode()) == 0:
+        return True
+    return lib.espeak_SetVoiceByProperties(ctypes.byref(Voice(languages=name.encode()))) == 0
+
+
 def speak(lib, libc, request: dict) -> tuple[int, bytes]:
-    if lib.espeak_SetVoiceByName(request["voice"].encode()) != 0:
+    if not select(lib, request["voice"]):
         return 1, f"espeak-ng has no voice {request['voice']!r}".encode()
     if "text" not in request:
         return 0, b""
