@@ -14,6 +14,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 # TensorFlow's start-up notes would fill every failing test's output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The stages pin oneDNN's kernels (keyspot/cpu.py) before their first matrix
+# product; oneDNN reads the setting once per process, so in this process it
+# must hold before any test runs TensorFlow, or a model trained here after
+# another test would differ from the same training in a stage's process.
+os.environ["ONEDNN_MAX_CPU_ISA"] = "SSE41"
 # Spoken takes are cached for this run alone (and every process it starts):
 # a test then never reads what an older version of keyspot left in the
 # user's cache, and leaves nothing there.

@@ -103,7 +103,8 @@ def test_training_entry_resumes_after_a_kill_and_gives_the_local_model(tiny_data
     assert sorted(job) == sorted(local)
     # Every file the same bytes, the SavedModel's graph included, although
     # the job checkpointed every epoch and was resumed.
-    assert job == local
+    differing = sorted(name for name in job if job[name] != local.get(name))
+    assert not differing   # the names only: pytest's diff of megabytes of bytes takes minutes
     assert tree(root / "output/data") == {f"train/{k}": v for k, v in tree(tmp_path / "local/reports/train").items()}
 
 
