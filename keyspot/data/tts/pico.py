@@ -3,8 +3,11 @@ its pinned source distribution, with the voices it ships (en-US, en-GB and
 the other languages), never the distribution's libttspico.
 
 A voice name is a Pico language, e.g. `en-US`. Pico keeps state between
-utterances (its noise generator), so each utterance gets a new engine: a
-couple of milliseconds, and the same samples whatever was said before.
+utterances (its noise generator), so each utterance runs in a child forked
+from a process whose engine never spoke (base.in_fresh_process): the same
+samples whatever was said before. (A new engine per utterance gives the
+same samples, but creating and freeing engines in a process that has
+loaded many other libraries crashed ttspico.)
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keyspot.data.tts.base import MissingToolError, TTSError
+from keyspot.data.tts.base import MissingToolError, TTSError, in_fresh_process
 
 PACKAGE = "ttspico"
 RATE = 16000
@@ -55,8 +58,10 @@ def _ctts():
     return ctts
 
 
+@functools.cache
 def _engine(name: str):
-    """A new engine for this voice; freed when the last reference goes."""
+    """This process's engine for the voice, loaded once and never freed; it
+    speaks only in forked children."""
     try:
         # A trailing slash: Pico joins the folder and the file names itself.
         return _ctts().engine_create(language_dir=f"{language_dir()}/", language=name)
@@ -70,7 +75,7 @@ def synthesize(name: str, text: str, speed: float, pitch: float) -> tuple[np.nda
     one octave over the whole scale, as for flite; `speed` relative."""
     rate = int(np.clip(round(100 * speed), *RATE_PERCENT))
     percent = int(np.clip(round(100 * 2.0 ** ((pitch - 50.0) / 80.0)), *PITCH_PERCENT))
-    pcm = _speak(_engine(name), text, rate, percent)
+    pcm = in_fresh_process(_speak, _engine(name), text, rate, percent)
     return np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0, RATE
 
 
