@@ -2,24 +2,29 @@
 its pinned source distribution, with the voices it ships (en-US, en-GB and
 the other languages), never the distribution's libttspico.
 
-A voice name is a Pico language, e.g. `en-US`. Pico keeps state between
-utterances (its noise generator), so each utterance runs in a child forked
-from a process whose engine never spoke (base.in_fresh_process): the same
-samples whatever was said before. (A new engine per utterance gives the
-same samples, but creating and freeing engines in a process that has
-loaded many other libraries crashed ttspico.)
+A voice name is a Pico language, e.g. `en-US`. Pico runs in a process of its
+own, pico_zygote.py, with no other native library beside it (in a process
+that had loaded many, ttspico crashed), which forks a child for each
+utterance: Pico keeps state between utterances (its noise generator), and a
+child of an engine that never spoke gives the same samples whatever was
+said before.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib.metadata
+import json
+import os
+import struct
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from keyspot.data.tts.base import MissingToolError, TTSError, in_fresh_process
+from keyspot.data.tts.base import MissingToolError, TTSError
 
 PACKAGE = "ttspico"
 RATE = 16000
@@ -27,6 +32,7 @@ LANGUAGES = ("en-US", "en-GB", "de-DE", "es-ES", "fr-FR", "it-IT")
 # Pico's own limits: rate and pitch in percent of the voice's own.
 RATE_PERCENT = (20, 500)
 PITCH_PERCENT = (50, 200)
+ZYGOTE = Path(__file__).with_name("pico_zygote.py")
 
 
 def language_dir() -> Path:
@@ -38,36 +44,66 @@ def program() -> str:
     return f"SVOX Pico ({PACKAGE} {importlib.metadata.version(PACKAGE)})"
 
 
+class _Zygote:
+    def __init__(self):
+        try:
+            importlib.metadata.version(PACKAGE)
+        except importlib.metadata.PackageNotFoundError:
+            raise MissingToolError(f"SVOX Pico: the Python package {PACKAGE} is not installed; "
+                                   "run `make setup` (it installs requirements.lock)") from None
+        # A trailing slash: Pico joins the folder and the file names itself.
+        self.process = subprocess.Popen([sys.executable, str(ZYGOTE), f"{language_dir()}/"],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        atexit.register(self.close)
+        self._read()
+
+    def ask(self, request: dict) -> tuple[int, bytes]:
+        try:
+            self.process.stdin.write(json.dumps(request).encode() + b"\n")
+            self.process.stdin.flush()
+            return self._read()
+        except (BrokenPipeError, EOFError):
+            raise TTSError("SVOX Pico's process ended") from None
+
+    def _read(self) -> tuple[int, bytes]:
+        head = self.process.stdout.read(5)
+        if len(head) < 5:
+            raise EOFError
+        status, length = struct.unpack("<BI", head)
+        payload = self.process.stdout.read(length)
+        if len(payload) < length:
+            raise EOFError
+        return status, payload
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait()
+
+
+def _zygote() -> _Zygote:
+    # One per process: a forked worker must not share its parent's pipes.
+    return _zygote_for(os.getpid())
+
+
+@functools.cache
+def _zygote_for(pid: int) -> _Zygote:
+    return _Zygote()
+
+
 def check_installed() -> None:
-    _ctts()
+    try:
+        _zygote()
+    except EOFError:
+        raise MissingToolError(f"SVOX Pico: {PACKAGE} does not load; reinstall it with `make setup`") from None
 
 
 def check_voice(name: str) -> None:
     if name not in LANGUAGES:
         raise ValueError(f"SVOX Pico has no voice {name!r}; it has {', '.join(LANGUAGES)}")
-    _engine(name)   # loads its voice files, or says they are missing
-
-
-@functools.cache
-def _ctts():
-    try:
-        import ctts
-    except ImportError:
-        raise MissingToolError(f"SVOX Pico: the Python package {PACKAGE} is not installed; "
-                               "run `make setup` (it installs requirements.lock)") from None
-    return ctts
-
-
-@functools.cache
-def _engine(name: str):
-    """This process's engine for the voice, loaded once and never freed; it
-    speaks only in forked children."""
-    try:
-        # A trailing slash: Pico joins the folder and the file names itself.
-        return _ctts().engine_create(language_dir=f"{language_dir()}/", language=name)
-    except RuntimeError as err:
-        raise MissingToolError(f"SVOX Pico: cannot load the voice {name!r} from {language_dir()} "
-                               f"({err}); reinstall {PACKAGE} with `make setup`") from None
+    status, message = _zygote().ask({"voice": name})
+    if status != 0:
+        raise MissingToolError(f"SVOX Pico: {message.decode(errors='replace')}; reinstall {PACKAGE} with `make setup`")
 
 
 def synthesize(name: str, text: str, speed: float, pitch: float) -> tuple[np.ndarray, int]:
@@ -75,16 +111,7 @@ def synthesize(name: str, text: str, speed: float, pitch: float) -> tuple[np.nda
     one octave over the whole scale, as for flite; `speed` relative."""
     rate = int(np.clip(round(100 * speed), *RATE_PERCENT))
     percent = int(np.clip(round(100 * 2.0 ** ((pitch - 50.0) / 80.0)), *PITCH_PERCENT))
-    pcm = in_fresh_process(_speak, _engine(name), text, rate, percent)
-    return np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0, RATE
-
-
-def _speak(engine, text: str, rate: int, percent: int) -> bytes:
-    ctts = _ctts()
-    ctts.engine_set_property(engine, "rate", rate)
-    ctts.engine_set_property(engine, "pitch", percent)
-    chunks: list[bytes] = []
-    ctts.engine_speak(engine, text, lambda _format, data, _final: chunks.append(data) or True)
-    if not chunks:
-        raise TTSError("SVOX Pico returned no audio")
-    return b"".join(chunks)
+    status, payload = _zygote().ask({"voice": name, "text": text, "rate": rate, "pitch": percent})
+    if status != 0:
+        raise TTSError(payload.decode(errors="replace"))
+    return np.frombuffer(payload, "<i2").astype(np.float32) / 32768.0, RATE
