@@ -21,6 +21,12 @@ def reply(out, status: int, payload: bytes) -> None:
     out.flush()
 
 
+def speak(ctts, engine, text: str) -> bytes:
+    chunks = []
+    ctts.engine_speak(engine, text, lambda _format, data, _final: chunks.append(data) or True)
+    return b"".join(chunks)
+
+
 def main() -> int:
     language_dir = sys.argv[1]
     import ctts
@@ -47,10 +53,9 @@ def main() -> int:
                 engine = engines[voice]
                 ctts.engine_set_property(engine, "rate", request["rate"])
                 ctts.engine_set_property(engine, "pitch", request["pitch"])
-                chunks = []
-                ctts.engine_speak(engine, request["text"], lambda _f, data, _final: chunks.append(data) or True)
+                pcm = speak(ctts, engine, request["text"])
                 with os.fdopen(write, "wb") as pipe:
-                    pipe.write(bytes([0 if chunks else 1]) + (b"".join(chunks) or b"SVOX Pico returned no audio"))
+                    pipe.write(bytes([0 if pcm else 1]) + (pcm or b"SVOX Pico returned no audio"))
             finally:
                 os._exit(0)
         os.close(write)
