@@ -70,6 +70,8 @@ class EpochData:
     """The training examples of each epoch: the features of train.npz when
     augmentation is off, else features of freshly augmented clips."""
 
+    BLOCK = 1024   # clips augmented and featurised at a time
+
     def __init__(self, params, spec: FeatureSpec, features_dir: Path, raw_dir: Path):
         self.params, self.spec = params, spec
         with np.load(Path(features_dir) / "train.npz", allow_pickle=False) as data:
@@ -80,17 +82,20 @@ class EpochData:
             self.pcm = load_training_audio(raw_dir, paths, spec)
             silence = spec.labels.index(SILENCE) if SILENCE in spec.labels else None
             self.noise = augment.noise_bank(self.pcm, self.y, silence, params.seed)
+            # Reused every block: fresh 100 MB frame arrays cost page faults
+            # that took ten times as long as the features themselves.
+            self.work = features.Workspace(spec, self.BLOCK)
 
     def epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         order = augment.rng_for(self.params.seed, "order", epoch).permutation(len(self.y))
         if not self.augmenting:
             return self.x[order][..., None], self.y[order]
         x = np.empty((len(order), *self.spec.shape), np.float32)
-        for start in range(0, len(order), 1024):
-            index = order[start:start + 1024]
+        for start in range(0, len(order), self.BLOCK):
+            index = order[start:start + self.BLOCK]
             pcm = augment.augment_waveforms(self.pcm[index], self.noise, self.aug, self.spec.sample_rate,
                                             self.params.seed, epoch, index)
-            block = features.compute(pcm, self.spec)
+            block = features.normalise(features.unnormalised(pcm, self.spec, self.work), self.spec)
             x[start:start + len(index)] = augment.mask_features(block, self.aug, self.params.seed, epoch, index)
         return x[..., None], self.y[order]
 
