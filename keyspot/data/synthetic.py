@@ -117,8 +117,11 @@ class SyntheticDataset:
         "bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow",
         "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
         "learn", "follow", "forward", "backward", "visual", "yellow", "today", "number",
-        # near misses of the keywords, so that the model learns to reject them
-        "lift", "write", "nope", "dawn", "goal", "often", "yet", "know", "cup", "town",
+        # Near misses of the keywords, so that the model learns to reject them.
+        # Not homophones ("know", "write"): they sound exactly like "no" and
+        # "right", so no model can reject them, and as `_unknown_` they only
+        # teach it to doubt the keyword.
+        "lift", "nope", "dawn", "goal", "often", "yet", "cup", "town",
         "let", "bright", "own", "stock", "loft", "goat", "oak", "yell", "snow", "scoff")
     sample_rate: int = setting(16000, allowed=Range(8000, 384000))
     clip_seconds: float = setting(1.0, allowed=Range(0, 60, low_open=True))
