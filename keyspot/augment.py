@@ -41,8 +41,8 @@ def resample_about_centre(x: np.ndarray, speed: float) -> np.ndarray:
     """`x` played `speed` times faster (tempo, pitch and formants scale
     together), the same length, the centre kept in place: zero filled at
     the ends when faster, cut at the ends when slower.
-    Linear interpolation: its slight low-pass is harmless next to the
-    features' 4 kHz mel ceiling."""
+    Linear interpolation: its low-pass dulls the top octave a little, as
+    the rooms and microphones of the data do too."""
     n = len(x)
     centre = (n - 1) / 2
     positions = centre + (np.arange(n, dtype=np.float64) - centre) * speed

@@ -142,7 +142,9 @@ class Features:
     fft_size: int = setting(512, allowed=Range(16, 65536))   # a power of two, at least the window
     mel_bins: int = setting(40, allowed=AT_LEAST_ONE)
     mel_fmin: float = setting(20.0, allowed=NOT_NEGATIVE)
-    mel_fmax: float = setting(4000.0, allowed=POSITIVE)
+    # Up to the Nyquist frequency of 16 kHz audio: the fricatives and bursts
+    # above 4 kHz tell "yes" from "yet" and "stop" from "stock".
+    mel_fmax: float = setting(8000.0, allowed=POSITIVE)
     num_mfcc: int = setting(10, allowed=AT_LEAST_ONE)
     log_floor: float = setting(1.0e-10, allowed=POSITIVE)    # power floor before 10*log10
 

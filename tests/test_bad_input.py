@@ -293,7 +293,7 @@ BAD_VALUES = [
     ("features.window_ms=0", "features.window_ms: 0.0 is not allowed; it must be > 0"),
     ("features.log_floor=0", "features.log_floor: 0.0 is not allowed; it must be > 0"),
     ("features.log_floor=-1", "features.log_floor: -1.0 is not allowed; it must be > 0"),
-    ("features.mel_fmin=5000", "features.mel_fmin: 5000 Hz must be below features.mel_fmax (4000 Hz)"),
+    ("features.mel_fmin=9000", "features.mel_fmin: 9000 Hz must be below features.mel_fmax (8000 Hz)"),
     ("train.label_smoothing=2", "train.label_smoothing: 2.0 is not allowed; it must be >= 0 and < 1"),
     ("train.patience=-1", "train.patience: -1 is not allowed; it must be >= 0"),
     ("features.fft_size=1000", "features.fft_size: 1000 is not a power of two"),
