@@ -274,7 +274,8 @@ class Config:
         """Rules across groups."""
         rate = self.dataset.sample_rate
         if self.features.mel_fmax > rate / 2:
-            fail("features.mel_fmax", "above the Nyquist frequency of dataset.sample_rate")
+            fail("features.mel_fmax", f"{self.features.mel_fmax:g} Hz is above the Nyquist frequency of "
+                 f"dataset.sample_rate ({rate} Hz); set it to {rate / 2:g} or less")
         window = round(rate * self.features.window_ms / 1000)
         if window > self.features.fft_size:
             fail("features.fft_size", f"{self.features.fft_size} is shorter than the {window}-sample window; "

@@ -294,6 +294,8 @@ BAD_VALUES = [
     ("features.log_floor=0", "features.log_floor: 0.0 is not allowed; it must be > 0"),
     ("features.log_floor=-1", "features.log_floor: -1.0 is not allowed; it must be > 0"),
     ("features.mel_fmin=9000", "features.mel_fmin: 9000 Hz must be below features.mel_fmax (8000 Hz)"),
+    ("dataset.sample_rate=8000",
+     "features.mel_fmax: 8000 Hz is above the Nyquist frequency of dataset.sample_rate (8000 Hz); set it to 4000 or less"),
     ("train.label_smoothing=2", "train.label_smoothing: 2.0 is not allowed; it must be >= 0 and < 1"),
     ("train.patience=-1", "train.patience: -1 is not allowed; it must be >= 0"),
     ("features.fft_size=1000", "features.fft_size: 1000 is not a power of two"),
