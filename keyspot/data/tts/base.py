@@ -3,9 +3,14 @@ call in a forked child."""
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import json
 import os
 import pickle
+import struct
+import subprocess
+import sys
 import traceback
 
 from keyspot.data.source import SourceError
@@ -17,6 +22,41 @@ class MissingToolError(SourceError):
 
 class TTSError(RuntimeError):
     """The engine failed on one text (an error, or no audio)."""
+
+
+class ZygoteProcess:
+    """A helper script (espeak_zygote.py, pico_zygote.py) run by this
+    Python: a JSON request per line in, a status byte, a little-endian
+    uint32 length and the payload out. Its first answer is a hello."""
+
+    def __init__(self, script: str, args: list[str], engine: str):
+        self.engine = engine
+        self.process = subprocess.Popen([sys.executable, script, *args], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        atexit.register(self.close)
+
+    def ask(self, request: dict) -> tuple[int, bytes]:
+        try:
+            self.process.stdin.write(json.dumps(request).encode() + b"\n")
+            self.process.stdin.flush()
+            return self._read()
+        except (BrokenPipeError, EOFError):
+            raise TTSError(f"{self.engine}'s process ended") from None
+
+    def _read(self) -> tuple[int, bytes]:
+        head = self.process.stdout.read(5)
+        if len(head) < 5:
+            raise EOFError
+        status, length = struct.unpack("<BI", head)
+        payload = self.process.stdout.read(length)
+        if len(payload) < length:
+            raise EOFError
+        return status, payload
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,26 +11,22 @@ its own espeak_zygote.py, which forks a fresh engine for every utterance.
 
 from __future__ import annotations
 
-import atexit
 import functools
 import importlib.metadata
 import json
 import os
-import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from keyspot.data.tts.base import MissingToolError, TTSError
+from keyspot.data.tts.base import MissingToolError, TTSError, ZygoteProcess
 
 PACKAGE = "espeakng-loader"
 WPM = 175   # espeak-ng's default rate; `speed` scales it
 ZYGOTE = Path(__file__).with_name("espeak_zygote.py")
 
 
-class _Zygote:
+class _Zygote(ZygoteProcess):
     """This process's espeak_zygote.py, started on first use."""
 
     def __init__(self):
@@ -40,40 +36,14 @@ class _Zygote:
             raise MissingToolError(f"espeak-ng: the Python package {PACKAGE} is not installed; "
                                    "run `make setup` (it installs requirements.lock)") from None
         self.variants_dir = Path(espeakng_loader.get_data_path()) / "voices" / "!v"
-        self.process = subprocess.Popen(
-            [sys.executable, str(ZYGOTE), espeakng_loader.get_library_path(),
-             str(Path(espeakng_loader.get_data_path()).parent)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        atexit.register(self.close)
+        super().__init__(str(ZYGOTE), [espeakng_loader.get_library_path(),
+                                        str(Path(espeakng_loader.get_data_path()).parent)], "espeak-ng")
         status, hello = self._read()
         info = json.loads(hello)
         if status != 0:
             raise MissingToolError(f"espeak-ng from {PACKAGE} could not load its data; "
                                    "reinstall it with `make setup`")
         self.rate, self.version = int(info["rate"]), info["version"]
-
-    def ask(self, request: dict) -> tuple[int, bytes]:
-        try:
-            self.process.stdin.write(json.dumps(request).encode() + b"\n")
-            self.process.stdin.flush()
-            return self._read()
-        except (BrokenPipeError, EOFError):
-            raise TTSError("espeak-ng's process ended") from None
-
-    def _read(self) -> tuple[int, bytes]:
-        head = self.process.stdout.read(5)
-        if len(head) < 5:
-            raise EOFError
-        status, length = struct.unpack("<BI", head)
-        payload = self.process.stdout.read(length)
-        if len(payload) < length:
-            raise EOFError
-        return status, payload
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.stdin.close()
-            self.process.wait()
 
 
 def _zygote() -> _Zygote:

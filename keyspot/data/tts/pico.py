@@ -12,19 +12,15 @@ said before.
 
 from __future__ import annotations
 
-import atexit
 import functools
 import importlib.metadata
-import json
 import os
-import struct
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from keyspot.data.tts.base import MissingToolError, TTSError
+from keyspot.data.tts.base import MissingToolError, TTSError, ZygoteProcess
 
 PACKAGE = "ttspico"
 RATE = 16000
@@ -44,7 +40,9 @@ def program() -> str:
     return f"SVOX Pico ({PACKAGE} {importlib.metadata.version(PACKAGE)})"
 
 
-class _Zygote:
+class _Zygote(ZygoteProcess):
+    """This process's pico_zygote.py, started on first use."""
+
     def __init__(self):
         try:
             importlib.metadata.version(PACKAGE)
@@ -52,33 +50,8 @@ class _Zygote:
             raise MissingToolError(f"SVOX Pico: the Python package {PACKAGE} is not installed; "
                                    "run `make setup` (it installs requirements.lock)") from None
         # A trailing slash: Pico joins the folder and the file names itself.
-        self.process = subprocess.Popen([sys.executable, str(ZYGOTE), f"{language_dir()}/"],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        atexit.register(self.close)
+        super().__init__(str(ZYGOTE), [f"{language_dir()}/"], "SVOX Pico")
         self._read()
-
-    def ask(self, request: dict) -> tuple[int, bytes]:
-        try:
-            self.process.stdin.write(json.dumps(request).encode() + b"\n")
-            self.process.stdin.flush()
-            return self._read()
-        except (BrokenPipeError, EOFError):
-            raise TTSError("SVOX Pico's process ended") from None
-
-    def _read(self) -> tuple[int, bytes]:
-        head = self.process.stdout.read(5)
-        if len(head) < 5:
-            raise EOFError
-        status, length = struct.unpack("<BI", head)
-        payload = self.process.stdout.read(length)
-        if len(payload) < length:
-            raise EOFError
-        return status, payload
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.stdin.close()
-            self.process.wait()
 
 
 def _zygote() -> _Zygote:
