@@ -4,13 +4,17 @@ Every model config (conf/model/*.yaml at a small width, with
 calibrated random weights: BatchNorm scales drawn at random so the folded
 per-channel scales differ), plus a model that uses the kernel options the
 model configs do not (strides, dilation, VALID padding, a depth multiplier,
-RELU6, padded pooling, two dense layers), is converted by
-keyspot.quantize.convert, exported with engine=c, built for the host, and run
-on test-split-like clips and saturating inputs: every layer's output, not
-only the scores, must equal the interpreter's (OpResolverType.BUILTIN_REF)
-byte for byte. The same chain, PCM -> frontend -> engine -> label,
-cross-built for a Cortex-M4F and run under QEMU prints what the host build
-prints. The smoke pipeline's model runs on its own test split, and this
+RELU6, padded pooling, odd channel counts, windows not a multiple of four,
+1x1 convolutions run in place and not, two dense layers), plus a model
+config exported with the exact form of requantisation everywhere, is
+converted by keyspot.quantize.convert, exported with engine=c, and run on
+test-split-like clips and saturating inputs: every layer's output, not only
+the scores, must equal the interpreter's (OpResolverType.BUILTIN_REF) byte
+for byte, from the portable C built for the host, from the DSP kernels
+cross-built for a Cortex-M4F under QEMU, and from the portable C on a
+Cortex-M3 under QEMU. The chain, PCM -> frontend -> engine -> label, on the
+Cortex-M4F prints what the host build prints. The smoke pipeline's model runs
+on its whole test split on the host and on the Cortex-M4F, and this
 checkout's trained model on its, where `make run` left one.
 """
 
@@ -23,6 +27,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from unittest import mock
 
 import flatbuffers
 import numpy as np
@@ -32,8 +37,8 @@ from board_helpers import calibrate_random_weights, instructions_per_inference, 
 
 from keyspot import features
 from keyspot.compose import compose
-from keyspot.export import ExportError, export, generate
-from keyspot.export.c_engine import plan
+from keyspot.export import ExportError, c_engine_kernels, export, generate
+from keyspot.export.c_engine import in_place, plan
 from keyspot.export.c_engine_graph import read
 from keyspot.export.c_model import header_comment
 from keyspot.export.tflite_model import schema
@@ -52,6 +57,9 @@ pytestmark = [
 REPO = Path(__file__).resolve().parents[1]
 CORE = REPO / "firmware/core"
 MODEL_CONFIGS = sorted(p.stem for p in (REPO / "conf/model").glob("*.yaml"))
+# The model config exported with the exact form of requantisation on every layer.
+EXACT_FORM_MODEL = "ds_cnn_s"
+CASES = [*MODEL_CONFIGS, "coverage", "exact_form"]
 LABELS = ("_silence_", "_unknown_", "yes", "no", "up", "down")
 needs_qemu = pytest.mark.skipif(
     shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
@@ -154,6 +162,12 @@ def _coverage_model(shape: tuple[int, int], num_labels: int):
     x = layers.Conv2D(6, (3, 3), strides=(2, 1), padding="valid", activation="relu")(inputs)
     x = layers.Conv2D(6, (3, 2), padding="same")(x)
     x = layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", activation="relu6")(x)
+    # The 3x3 stride-1 depthwise kernel with a clamping activation and VALID
+    # padding, then 1x1 convolutions: 12 -> 5 channels in place (an odd
+    # count), 5 -> 7 from a gathered window of 5 values (padded to 8).
+    x = layers.DepthwiseConv2D(3, padding="valid", activation="relu6")(x)
+    x = layers.Conv2D(5, 1, activation="relu")(x)
+    x = layers.Conv2D(7, 1)(x)
     x = layers.AveragePooling2D(3, strides=2, padding="same")(x)
     x = layers.MaxPooling2D((3, 2), strides=(2, 1), padding="same")(x)
     x = layers.Flatten()(x)
@@ -173,7 +187,8 @@ def _int8_model(name: str, spec: FeatureSpec, calibration: np.ndarray, folder: P
     if name == "coverage":
         model = _coverage_model(spec.shape, len(spec.labels))
     else:
-        model = models.build(_small_model_params(name), spec.shape, len(spec.labels))
+        model = models.build(_small_model_params(EXACT_FORM_MODEL if name == "exact_form" else name),
+                             spec.shape, len(spec.labels))
     calibrate_random_weights(model, calibration, np.random.default_rng(2))
     export_saved_model(model, folder / "saved_model")
     with warnings.catch_warnings():
@@ -206,11 +221,15 @@ class Case:
     inputs: np.ndarray
 
 
-def _export_engine(root: Path, model: bytes, spec: FeatureSpec, out: str = "generated") -> Path:
+def _export_engine(root: Path, model: bytes, spec: FeatureSpec, out: str = "generated",
+                   exact_form: bool = False) -> Path:
     (root / "model_int8.tflite").write_bytes(model)
     spec.save(root / "spec.json")
     (root / "quantize.json").write_text(json.dumps({"tflm_arena_bytes": 65536, **io_quantization(model)}))
-    export(root / "model_int8.tflite", root / "spec.json", root / "quantize.json", root / out, engine="c")
+    # exact_form: no layer may take the short form of requantisation.
+    with mock.patch.object(c_engine_kernels, "SHORT_FORM_LIMIT", 0 if exact_form else
+                           c_engine_kernels.SHORT_FORM_LIMIT):
+        export(root / "model_int8.tflite", root / "spec.json", root / "quantize.json", root / out, engine="c")
     return root / out
 
 
@@ -225,7 +244,7 @@ def case_factory(tmp_path_factory, clips):
             c = Case()
             c.name, c.spec = name, spec
             c.model = _int8_model(name, spec, x, root)
-            c.generated = _export_engine(root, c.model, spec)
+            c.generated = _export_engine(root, c.model, spec, exact_form=name == "exact_form")
             c.build = root / "build"
             _run(["make", "-s", "-C", CORE, f"GENERATED={c.generated}", f"BUILD={c.build}", "host"])
             c.inputs = _int8_inputs(x, c.model)
@@ -241,12 +260,39 @@ def _c_engine(build: Path, inputs: np.ndarray, num_labels: int):
     """(outputs, {(op, tensor): [per input, the layer's int8 output]}) of the host build."""
     trace_path = build / "trace.bin"
     out = _run([build / "keyspot_engine", "-", "-", trace_path], input=inputs.tobytes()).stdout
-    trace, pos, layers = trace_path.read_bytes(), 0, {}
+    return _outputs_and_trace(out, trace_path, len(inputs), num_labels)
+
+
+# The same program cross-built: the Cortex-M4F's DSP kernels, or the portable C
+# on a Cortex-M3 (mps2-an385: no DSP extension, no FPU).
+TARGETS = {"cortex-m4f": ("mps2-an386", "-mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard"),
+           "cortex-m3": ("mps2-an385", "-mcpu=cortex-m3 -mthumb -mfloat-abi=soft")}
+
+
+def _c_engine_qemu(generated: Path, build: Path, inputs: np.ndarray, num_labels: int,
+                   target: str = "cortex-m4f", trace: bool = True):
+    """_c_engine of host/keyspot_engine built for `target` and run under QEMU,
+    the files read and written through semihosting (the layers only with
+    `trace`)."""
+    machine, flags = TARGETS[target]
+    _run(["make", "-s", "-C", CORE, f"GENERATED={generated}", f"BUILD={build}", f"ARM_FLAGS={flags}",
+          "qemu-engine"])
+    paths = [build / name for name in ("inputs.bin", "outputs.bin", "trace.bin")][:3 if trace else 2]
+    paths[0].write_bytes(inputs.tobytes())
+    args = ",".join(f"arg={a}" for a in ["keyspot_engine", *paths])
+    _run(["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none",
+          "-semihosting-config", f"enable=on,target=native,{args}", "-kernel", build / "keyspot_engine_qemu.elf"],
+         timeout=600)
+    return _outputs_and_trace(paths[1].read_bytes(), paths[2] if trace else None, len(inputs), num_labels)
+
+
+def _outputs_and_trace(out: bytes, trace_path: Path | None, count: int, num_labels: int):
+    trace, pos, layers = trace_path.read_bytes() if trace_path else b"", 0, {}
     while pos < len(trace):
         op, tensor, size = (int(v) for v in np.frombuffer(trace[pos:pos + 12], "<i4"))
         layers.setdefault((op, tensor), []).append(np.frombuffer(trace[pos + 12:pos + 12 + size], np.int8))
         pos += 12 + size
-    return np.frombuffer(out, np.int8).reshape(len(inputs), num_labels), layers
+    return np.frombuffer(out, np.int8).reshape(count, num_labels), layers
 
 
 def _tflite_reference(model: bytes, inputs: np.ndarray, tensors) -> tuple[np.ndarray, dict]:
@@ -285,7 +331,7 @@ def _differences(model: bytes, c_layers: dict, tf_layers: dict) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("name", [*MODEL_CONFIGS, "coverage"])
+@pytest.mark.parametrize("name", CASES)
 def test_every_layer_equals_the_tflite_reference_interpreter(case_factory, name):
     c = case_factory(name)
     outputs, c_layers = _c_engine(c.build, c.inputs, len(c.spec.labels))
@@ -297,6 +343,49 @@ def test_every_layer_equals_the_tflite_reference_interpreter(case_factory, name)
     assert _differences(c.model, c_layers, tf_layers) == []
     assert np.array_equal(outputs, reference)
     assert len(set(reference.argmax(1).tolist())) > 1, "every input gave the same label: proves little"
+
+
+@needs_qemu
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("name", CASES)
+def test_every_layer_on_the_target_equals_the_tflite_reference_interpreter(case_factory, tmp_path, name,
+                                                                            target):
+    """The Cortex-M4F runs the DSP kernels (inline SMLAD, SMMULR, ...), the
+    Cortex-M3 the portable C: both give the reference's bytes at every layer."""
+    c = case_factory(name)
+    outputs, c_layers = _c_engine_qemu(c.generated, tmp_path / "build", c.inputs, len(c.spec.labels), target)
+    reference, tf_layers = _tflite_reference(c.model, c.inputs, list(c_layers))
+    assert len(c_layers) == len(read(c.model).layers)
+    assert _differences(c.model, c_layers, tf_layers) == []
+    assert np.array_equal(outputs, reference)
+
+
+def test_each_convolution_says_its_kernel_form_and_why(case_factory):
+    coverage = (case_factory("coverage").generated / "engine_model.c").read_text()
+    forms = [line for line in coverage.splitlines() if line.startswith("/* kernel:")]
+    assert len(forms) == 6, forms
+    assert "int16 windows of 9 values, padded to 12" in forms[0]
+    assert "int16 windows of 5 values, padded to 8" in forms[5]
+    assert "any shape, taps read in place" in forms[2] and "3x3 stride 1" in forms[3]
+    assert all("requantisation: short form (every shift negative, |accumulator| <= " in f for f in forms)
+    exact = (case_factory("exact_form").generated / "engine_model.c").read_text()
+    assert "_channel_scale[" not in exact and "_multiplier[" in exact
+    assert exact.count("requantisation: exact form (|accumulator| may reach ") == exact.count("/* kernel:") > 0
+
+
+def test_depthwise_and_pointwise_layers_run_in_place(case_factory):
+    """DS-CNN's depthwise 3x3 and 1x1 layers write over their input: one
+    activation buffer holds every 25x5xC tensor."""
+    c = case_factory("ds_cnn_s")
+    graph = read(c.model)
+    planned = {layer.op: in_place(layer) for layer in graph.layers if layer.op != "CONV_2D"
+               or layer.filter_hw == (1, 1)}
+    assert planned["DEPTHWISE_CONV_2D"] and planned["CONV_2D"]
+    first = graph.layers[0]
+    assert first.op == "CONV_2D" and first.filter_hw != (1, 1) and not in_place(first)
+    p = plan(graph)
+    assert max(p.sizes) == max(layer.output.elements for layer in graph.layers)
+    assert min(p.sizes) < first.output.elements
 
 
 def test_export_is_reproducible_and_says_what_it_planned(case_factory):
@@ -340,6 +429,11 @@ def test_smoke_pipeline_model_on_its_test_split(pipeline, tmp_path):
     print(f"\nsmoke pipeline: {len(x)} test clips, {len(c_layers)} layers")
     assert _differences(model, c_layers, tf_layers) == []
     assert np.array_equal(outputs, reference)
+    if shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"):
+        # The whole test split through the DSP kernels on the Cortex-M4F.
+        target, target_layers = _c_engine_qemu(generated, tmp_path / "m4", x, len(spec.labels))
+        assert _differences(model, target_layers, tf_layers) == []
+        assert np.array_equal(target, reference)
 
 
 # ---------------------------------------------------------------- on the Cortex-M4F
@@ -511,6 +605,9 @@ def test_this_checkouts_trained_model_on_its_test_split(tmp_path):
     print(f"\nthis checkout: {len(x)} test clips, {len(c_layers)} layers")
     assert _differences(model, c_layers, tf_layers) == []
     assert np.array_equal(outputs, reference)
+    if shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"):
+        target, _ = _c_engine_qemu(tmp_path / "generated", tmp_path / "m4", x, len(spec.labels), trace=False)
+        assert np.array_equal(target, reference)
 
 
 # ---------------------------------------------------------------- the report

@@ -31,7 +31,7 @@ GENERATED ?= source/generated
 # export.engine=c; with the default TFLite Micro export nothing calls them
 # and the linker drops them.
 SOURCES=../core/fft.c ../core/frontend.c ../core/recognizer.c \
-        ../core/engine/conv.c ../core/engine/fully_connected.c \
+        ../core/engine/conv.c ../core/engine/depthwise.c ../core/engine/fully_connected.c \
         ../core/engine/pooling.c ../core/engine/softmax.c
 INCLUDES=source $(GENERATED) ../core
 # A GENERATED outside this folder, which ModusToolbox would not find:

@@ -5,16 +5,20 @@ engine_model.c and engine_model.h: the weights, biases, per-channel
 multipliers, shifts and offset biases (and the fully connected layers'
 double scales) as const arrays, one const parameter struct per layer, and
 keyspot_engine_invoke() as a straight-line sequence of calls to the kernels
-of firmware/core/engine. Activations live in two static ping-pong buffers
-sized here: each layer reads one and writes the other, a RESHAPE moves no
-byte; convolutions larger than 1x1 gather each input window into one static
-scratch buffer. Nothing is allocated at run time. Pure: same model, same text.
+of firmware/core/engine. Activations live in two static buffers sized here:
+each layer reads one and writes the other, or the same one where its kernel
+runs in place (depthwise 3x3 and 1x1 convolutions), a RESHAPE moves no
+byte; the convolutions work in one static scratch buffer (widened windows,
+a depthwise input plane). Nothing is allocated at run time. Pure: same model, same text.
+Which kernel form each convolution runs, and the layout of its constants, is
+chosen in c_engine_kernels.py and said in a comment above the layer.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from keyspot.export import c_engine_kernels as forms
 from keyspot.export.c_engine_graph import (
     Conv,
     FullyConnected,
@@ -32,7 +36,8 @@ __all__ = ["EngineSummary", "Plan", "UnsupportedModel", "generate", "plan", "set
 
 BUFFERS = ("g_engine_buffer_a", "g_engine_buffer_b")
 SCRATCH = "g_engine_scratch"
-PER_LINE = {"int8_t": 16, "int32_t": 8, "double": 3}
+PER_LINE = {"int8_t": 16, "int32_t": 8, "double": 3, "keyspot_channel_scale": 2}
+SIZE = {"int8_t": 1, "int32_t": 4, "double": 8, "keyspot_channel_scale": 16}
 KERNELS = {"CONV_2D": "keyspot_conv2d_s8", "DEPTHWISE_CONV_2D": "keyspot_depthwise_conv2d_s8",
            "FULLY_CONNECTED": "keyspot_fully_connected_s8", "AVERAGE_POOL_2D": "keyspot_average_pool_s8",
            "MAX_POOL_2D": "keyspot_max_pool_s8", "SOFTMAX": "keyspot_softmax_s8"}
@@ -41,7 +46,7 @@ KERNELS = {"CONV_2D": "keyspot_conv2d_s8", "DEPTHWISE_CONV_2D": "keyspot_depthwi
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """Which of the two activation buffers holds each tensor, their sizes, and
-    the scratch the convolutions gather their input windows into."""
+    the scratch the convolutions work in (bytes, a whole number of words)."""
     buffer_of: dict[int, int]
     sizes: tuple[int, int]
     scratch: int
@@ -64,38 +69,58 @@ class EngineSummary:
     constant_bytes: int           # flash: weights, biases, multipliers, shifts, scales
 
 
-def _gathers_windows(layer: Layer) -> bool:
-    return isinstance(layer, Conv) and layer.op == "CONV_2D" and layer.filter_hw != (1, 1)
+def _scratch_bytes(layer: Layer) -> int:
+    return 4 * forms.conv_form(layer).scratch_words if isinstance(layer, Conv) else 0
+
+
+def in_place(layer: Layer) -> bool:
+    """Whether a kernel may write its output over its own input, as the
+    kernel forms of c_engine_kernels.py allow: a depthwise 3x3 at stride 1
+    copies each channel into its plane before writing that channel, and a 1x1
+    convolution at stride 1 widens two pixels before writing them, no wider
+    than they were."""
+    if not isinstance(layer, Conv):
+        return False
+    form = forms.conv_form(layer)
+    if layer.op == "DEPTHWISE_CONV_2D":
+        return form.planes and layer.input.shape == layer.output.shape
+    return (layer.filter_hw == (1, 1) and layer.stride == (1, 1) and layer.padding == (0, 0)
+            and form.window_depth == layer.input.hwc[2] and layer.output.hwc[2] <= layer.input.hwc[2])
 
 
 def plan(graph: Graph) -> Plan:
-    """The input in buffer A; every kernel writes the other buffer than it
-    reads; a RESHAPE's output is its input. Each buffer is as large as the
-    largest tensor it holds; the scratch as the largest input window a
-    convolution gathers."""
+    """The input in buffer A; a kernel writes the other buffer than it reads,
+    or the same one where it runs in place (`in_place`); a RESHAPE's output
+    is its input. Each buffer is as large as the largest tensor it holds; the
+    scratch as the most any convolution's kernel form needs
+    (c_engine_kernels.py)."""
     buffer_of = {graph.input.index: 0}
     sizes = [graph.input.elements, 0]
     for layer in graph.layers:
         src = buffer_of[layer.input.index]
-        dst = src if isinstance(layer, Reshape) else 1 - src
+        dst = src if isinstance(layer, Reshape) or in_place(layer) else 1 - src
         buffer_of[layer.output.index] = dst
         sizes[dst] = max(sizes[dst], layer.output.elements)
-    scratch = max([layer.filter[0].size for layer in graph.layers if _gathers_windows(layer)], default=0)
+    scratch = max([_scratch_bytes(layer) for layer in graph.layers], default=0)
     return Plan(buffer_of, (sizes[0], sizes[1]), scratch)
 
 
 # ---------------------------------------------------------------- C text
 
 def _array(ctype: str, name: str, values) -> tuple[str, int]:
-    """A static const array and its size in bytes."""
+    """A static const array and its size in bytes; int8_t arrays word-aligned,
+    since the kernels load them a word or two at a time."""
     values = list(values)
     if ctype == "double":
         items = [float(v).hex() for v in values]  # C99 hex floats: the exact double
+    elif ctype == "keyspot_channel_scale":
+        items = ["{" + ", ".join(str(int(x)) for x in v) + "}" for v in values]
     else:
         items = [str(int(v)) for v in values]
-    size = {"int8_t": 1, "int32_t": 4, "double": 8}[ctype] * len(values)
+    size = SIZE[ctype] * len(values)
     body = rows(items, PER_LINE[ctype], indent="    ")
-    return f"static const {ctype} {name}[{len(values)}] = {{\n{body}\n}};\n", size
+    aligned = " KEYSPOT_ALIGNED(4)" if ctype == "int8_t" else ""
+    return f"static const {ctype} {name}[{len(values)}]{aligned} = {{\n{body}\n}};\n", size
 
 
 def _arrays(name: str, arrays) -> tuple[str, int]:
@@ -122,13 +147,27 @@ def _conv(layer: Conv, name: str) -> tuple[str, int]:
     in_h, in_w, in_c = layer.input.hwc
     out_h, out_w, out_c = layer.output.hwc
     fh, fw = layer.filter_hw
-    # Depthwise: [1, H, W, O] -> [O, H, W], each channel's taps consecutive.
-    weights = layer.filter[0].transpose(2, 0, 1) if layer.op == "DEPTHWISE_CONV_2D" else layer.filter
-    arrays = [("int8_t", "filter", weights.reshape(-1)), ("int32_t", "offset_bias", layer.offset_bias),
-              ("int32_t", "multiplier", layer.multiplier), ("int32_t", "shift", layer.shift)]
+    form = forms.conv_form(layer)
+    if layer.op == "DEPTHWISE_CONV_2D":
+        # [1, H, W, O] -> [O, H, W], each channel's taps consecutive.
+        arrays = [("int8_t", "filter", layer.filter[0].transpose(2, 0, 1).reshape(-1))]
+    else:
+        arrays = [("int8_t", "filter", forms.conv_filter(layer, form))]
     if layer.bias is not None:
-        arrays.insert(1, ("int32_t", "bias", layer.bias))
+        arrays.append(("int32_t", "bias", layer.bias))
+    if form.short_form:
+        arrays.append(("keyspot_channel_scale", "channel_scale", forms.channel_scales(layer)))
+    else:
+        if layer.op == "CONV_2D" or form.planes:
+            arrays.append(("int32_t", "offset_bias", forms.even(layer.offset_bias)
+                           if layer.op == "CONV_2D" else layer.offset_bias))
+        arrays += [("int32_t", "multiplier", layer.multiplier), ("int32_t", "shift", layer.shift)]
     text, total = _arrays(name, arrays)
+    named = {field for _, field, _ in arrays}
+
+    def ref(field: str) -> str:
+        return f"{name}_{field}" if field in named else "NULL"
+
     fields = [("input_height", in_h), ("input_width", in_w), ("input_depth", in_c),
               ("output_height", out_h), ("output_width", out_w), ("output_depth", out_c),
               ("filter_height", fh), ("filter_width", fw),
@@ -138,11 +177,11 @@ def _conv(layer: Conv, name: str) -> tuple[str, int]:
               ("depth_multiplier", layer.depth_multiplier),
               ("input_offset", -layer.input.zero_point), ("output_offset", layer.output.zero_point),
               ("activation_min", layer.activation_range[0]), ("activation_max", layer.activation_range[1]),
-              ("filter", f"{name}_filter"), ("bias", f"{name}_bias" if layer.bias is not None else "NULL"),
-              ("offset_bias", f"{name}_offset_bias"),
-              ("multiplier", f"{name}_multiplier"), ("shift", f"{name}_shift"),
-              ("scratch", SCRATCH if _gathers_windows(layer) else "NULL")]
-    return text + _struct("keyspot_conv_params", name, fields), total
+              ("filter", f"{name}_filter"), ("window_depth", form.window_depth), ("bias", ref("bias")),
+              ("offset_bias", ref("offset_bias")), ("channel_scale", ref("channel_scale")),
+              ("multiplier", ref("multiplier")), ("shift", ref("shift")),
+              ("scratch", SCRATCH if form.scratch_words else "NULL")]
+    return f"/* {form.describe(layer)} */\n" + text + _struct("keyspot_conv_params", name, fields), total
 
 
 def _fully_connected(layer: FullyConnected, name: str) -> tuple[str, int]:
@@ -197,10 +236,11 @@ def engine_model_h(comment: str, p: Plan, layers: int) -> str:
     return (f"{comment}#ifndef {guard}\n#define {guard}\n\n"
             '#include "engine/engine.h"\n\n'
             "/* The two activation buffers, planned at export: the input starts in A,\n"
-            "   every kernel reads one buffer and writes the other. */\n"
+            "   every kernel reads one buffer and writes the other, or the same one\n"
+            "   where it runs in place. */\n"
             f"#define KEYSPOT_ENGINE_BUFFER_A_BYTES {max(p.sizes[0], 1)}\n"
             f"#define KEYSPOT_ENGINE_BUFFER_B_BYTES {max(p.sizes[1], 1)}\n"
-            "/* Where convolutions gather an input window (0: none does). */\n"
+            "/* The convolutions' working memory, int32 words (0: none needs any). */\n"
             f"#define KEYSPOT_ENGINE_SCRATCH_BYTES {p.scratch}\n\n"
             "/* Kernel calls per inference. */\n"
             f"#define KEYSPOT_ENGINE_LAYERS {layers}\n\n"
@@ -229,7 +269,7 @@ def engine_model_c(comment: str, graph: Graph, p: Plan) -> tuple[str, int]:
             "#else\n#define TRACE_LAYER(op, tensor, data, bytes) ((void)0)\n#endif\n\n"
             f"static int8_t {BUFFERS[0]}[KEYSPOT_ENGINE_BUFFER_A_BYTES];\n"
             f"static int8_t {BUFFERS[1]}[KEYSPOT_ENGINE_BUFFER_B_BYTES];\n"
-            + (f"static int8_t {SCRATCH}[KEYSPOT_ENGINE_SCRATCH_BYTES];\n" if p.scratch else "") + "\n"
+            + (f"static int32_t {SCRATCH}[KEYSPOT_ENGINE_SCRATCH_BYTES / 4];\n" if p.scratch else "") + "\n"
             f"{''.join(definitions)}"
             f"int8_t *keyspot_engine_input(void)\n{{\n    return {BUFFERS[p.buffer_of[graph.input.index]]};\n}}\n\n"
             f"const int8_t *keyspot_engine_output(void)\n{{\n    return {out};\n}}\n\n"

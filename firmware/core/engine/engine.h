@@ -3,7 +3,7 @@
  * export.engine=c writes engine_model.c/.h into the generated folder: the
  * weights, biases and requantisation constants as const arrays, and
  * keyspot_engine_invoke() as a fixed sequence of calls to the kernels of
- * kernels.h over two static ping-pong buffers sized at export time. No
+ * kernels.h over two static activation buffers sized at export time. No
  * interpreter, no allocation; the output equals TFLite's reference kernels
  * byte for byte (tests/test_c_engine.py).
  *

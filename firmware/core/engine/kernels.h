@@ -9,8 +9,14 @@
  * Tensors are NHWC with batch 1, row-major, int8. Every parameter comes from
  * the generated engine_model.c (keyspot/export/c_engine.py), which computes
  * the multipliers, shifts, paddings and activation ranges as TFLite's
- * Prepare() does. The kernels keep no state and allocate nothing; input and
- * output must not overlap.
+ * Prepare() does. The kernels keep no state and allocate nothing. Input and
+ * output must not overlap, except that they may be the same buffer for
+ * - a depthwise 3x3 at stride 1 with depth multiplier 1 and a scratch (each
+ *   channel is copied into the scratch before any of it is written), and
+ * - a 1x1 convolution at stride 1 whose input depth is a multiple of 4 and
+ *   at least its output depth (two pixels are widened into the scratch
+ *   before their outputs, no longer than their inputs, are written),
+ * which the export plans in place (keyspot/export/c_engine.py).
  */
 #ifndef KEYSPOT_ENGINE_KERNELS_H_
 #define KEYSPOT_ENGINE_KERNELS_H_
@@ -20,6 +26,26 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* The generated arrays the kernels read a word or two at a time (LDRD needs
+   word alignment on the M4). */
+#if defined(__GNUC__) || defined(__clang__)
+#define KEYSPOT_ALIGNED(n) __attribute__((aligned(n)))
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#define KEYSPOT_ALIGNED(n) _Alignas(n)
+#else
+#error "keyspot's C engine needs a way to align arrays: add it to KEYSPOT_ALIGNED in kernels.h"
+#endif
+
+/* What the short form of requantisation (requantize.h) reads of an output
+   channel, where the export proved that form exact for every channel of the
+   layer: one record, so that a kernel walks one pointer. */
+typedef struct {
+    int32_t offset_bias;               /* as the array offset_bias below */
+    int32_t multiplier;                /* Q0.31, TFLite's */
+    int32_t rounding;                  /* 2^(right_shift - 1) */
+    int32_t right_shift;               /* -(TFLite's shift), >= 1 */
+} keyspot_channel_scale;
 
 /* CONV_2D and DEPTHWISE_CONV_2D. */
 typedef struct {
@@ -33,21 +59,31 @@ typedef struct {
     int32_t input_offset;              /* -(input zero point) */
     int32_t output_offset;             /* output zero point */
     int32_t activation_min, activation_max;
-    /* conv: [output_depth][filter_height][filter_width][input_depth] (TFLite's);
+    /* conv: a window's filter_height * filter_width * input_depth values
+       (TFLite's order) padded with zeros to window_depth, a multiple of 4;
+       output channels in pairs (a zero channel completes an odd count), each
+       pair as 4 values of its first channel, 4 of its second, the next 4 of
+       the first, ...: [output_depth / 2][window_depth / 4][2][4].
        depthwise: [output_depth][filter_height][filter_width] (TFLite's
        [1][filter_height][filter_width][output_depth] transposed at export, so
        that each channel's taps are consecutive) */
     const int8_t *filter;
+    int32_t window_depth;              /* conv only */
     const int32_t *bias;               /* [output_depth], or NULL */
-    /* [output_depth]: bias + input_offset * (sum of the channel's filter), the
-       accumulator's start where the window lies inside the input */
+    /* [output_depth, rounded up to even for conv]: bias + input_offset * (sum
+       of the channel's filter), the accumulator's start for a window read with
+       the input zero point as padding (conv, depthwise 3x3) */
     const int32_t *offset_bias;
-    const int32_t *multiplier;         /* [output_depth], Q0.31 */
-    const int32_t *shift;              /* [output_depth], > 0 is a left shift */
-    /* conv with a filter larger than 1x1: filter_height * filter_width *
-       input_depth bytes where each input window is gathered (padding as the
-       input zero point); NULL otherwise */
-    int8_t *scratch;
+    /* The requantisation: channel_scale, [output_depth rounded up to even],
+       where the export chose the short form, else TFLite's multiplier (Q0.31)
+       and shift (> 0 is a left shift) and the offset_bias array. */
+    const keyspot_channel_scale *channel_scale;
+    const int32_t *multiplier;
+    const int32_t *shift;
+    /* Word-aligned working memory, planned at export:
+       conv: two windows widened to int16; depthwise 3x3: one channel's
+       input plane. NULL where the kernel needs none. */
+    int32_t *scratch;
 } keyspot_conv_params;
 
 void keyspot_conv2d_s8(const keyspot_conv_params *p, const int8_t *input, int8_t *output);

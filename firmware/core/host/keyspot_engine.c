@@ -9,7 +9,9 @@
  * little-endian int32 (TFLite operator index, tensor index, bytes) followed by
  * the bytes, for tests that compare each tensor with the interpreter's.
  * Built with -DKEYSPOT_ENGINE_TRACE against a folder c-export wrote with
- * export.engine=c.
+ * export.engine=c. `make qemu-engine` builds the same program for the
+ * Cortex-M4F under QEMU, the files then read and written through semihosting
+ * (KEYSPOT_SEMIHOSTED: the arguments come from QEMU's -semihosting-config).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -56,7 +58,7 @@ static FILE *open_file(const char *path, const char *mode)
     return f;
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
     static int8_t input[KEYSPOT_INPUT_ELEMENTS];
     if (argc != 3 && argc != 4) {
@@ -97,3 +99,18 @@ int main(int argc, char **argv)
     }
     return 0;
 }
+
+#ifdef KEYSPOT_SEMIHOSTED
+#include "semihosting_args.h"
+
+int main(void)
+{
+    char *argv[4];
+    return run(keyspot_semihosting_args(argv, 4), argv);
+}
+#else
+int main(int argc, char **argv)
+{
+    return run(argc, argv);
+}
+#endif
