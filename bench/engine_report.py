@@ -15,8 +15,8 @@ quantize stage does, and measured:
 - engine flash and RAM: what one inference adds to a linked Cortex-M4F image
   (`make engine-size`: the same program with and without the engine,
   arm-none-eabi-size): kernels, weights and constants, libgcc's double
-  helpers; RAM is the two activation buffers and the convolutions' window
-  scratch.
+  helpers; RAM is the two activation buffers and the convolutions'
+  scratch (widened windows, a depthwise input plane).
 - instructions: the board's model runner on QEMU's mps2-an386
   (firmware/psoc6/gcc.mk `qemu`: source/model_runner.cpp with Infineon's
   prebuilt TFLite Micro and its CMSIS-NN kernels, or source/model_runner_c.c
@@ -266,8 +266,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
     print(table(rows))
     print(f"\nBuilt with arm-none-eabi-gcc {OPTIMISATION} for Cortex-M4F. Engine flash: a linked image with one "
-          "inference minus one without; RAM: its .data + .bss, the two activation buffers and the window "
-          f"scratch. Instructions: the board's model runner under qemu-system-arm -M mps2-an386 -icount "
+          "inference minus one without; RAM: its .data + .bss, the two activation buffers and the "
+          f"convolutions' scratch. Instructions: the board's model runner under qemu-system-arm -M mps2-an386 -icount "
           f"shift={ICOUNT_SHIFT}, the FPGA counter around model_runner_invoke(), mean of {CLIPS} clips, "
           "the same clips, main and flags for both runtimes (TFLite Micro: Infineon's prebuilt "
           "ml-tflite-micro library with its CMSIS-NN kernels); their int8 scores are equal. TFLM arena "
