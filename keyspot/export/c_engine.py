@@ -9,9 +9,10 @@ of firmware/core/engine. Activations live in two static buffers sized here:
 each layer reads one and writes the other, or the same one where its kernel
 runs in place (depthwise 3x3 and 1x1 convolutions), a RESHAPE moves no
 byte; the convolutions work in one static scratch buffer (widened windows,
-a depthwise input plane). Nothing is allocated at run time. Pure: same model, same text.
-Which kernel form each convolution runs, and the layout of its constants, is
-chosen in c_engine_kernels.py and said in a comment above the layer.
+a depthwise input plane). Nothing is allocated at run time. Pure: same
+model, same text. Which kernel form each convolution runs, and the layout of
+its constants, is chosen in c_engine_kernels.py and said in a comment above
+the layer; only the constants that form reads are written.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def plan(graph: Graph) -> Plan:
 
 def _array(ctype: str, name: str, values) -> tuple[str, int]:
     """A static const array and its size in bytes; int8_t arrays word-aligned,
-    since the kernels load them a word or two at a time."""
+    since the kernels load them a word at a time."""
     values = list(values)
     if ctype == "double":
         items = [float(v).hex() for v in values]  # C99 hex floats: the exact double
@@ -153,7 +154,8 @@ def _conv(layer: Conv, name: str) -> tuple[str, int]:
         arrays = [("int8_t", "filter", layer.filter[0].transpose(2, 0, 1).reshape(-1))]
     else:
         arrays = [("int8_t", "filter", forms.conv_filter(layer, form))]
-    if layer.bias is not None:
+    if layer.bias is not None and layer.op == "DEPTHWISE_CONV_2D" and not form.planes:
+        # The only kernel that adds the bias itself; the others start from offset_bias.
         arrays.append(("int32_t", "bias", layer.bias))
     if form.short_form:
         arrays.append(("keyspot_channel_scale", "channel_scale", forms.channel_scales(layer)))

@@ -27,8 +27,9 @@
 extern "C" {
 #endif
 
-/* The generated arrays the kernels read a word or two at a time (LDRD needs
-   word alignment on the M4). */
+/* The generated int8 arrays the kernels read a word at a time: aligned, a
+   word load never straddles two words (an unaligned LDR takes longer on the
+   M4, and faults on the M0). */
 #if defined(__GNUC__) || defined(__clang__)
 #define KEYSPOT_ALIGNED(n) __attribute__((aligned(n)))
 #elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
@@ -69,7 +70,9 @@ typedef struct {
        that each channel's taps are consecutive) */
     const int8_t *filter;
     int32_t window_depth;              /* conv only */
-    const int32_t *bias;               /* [output_depth], or NULL */
+    /* [output_depth]: read by the depthwise kernel of any shape only, the
+       others start from offset_bias; NULL where not read or absent */
+    const int32_t *bias;
     /* [output_depth, rounded up to even for conv]: bias + input_offset * (sum
        of the channel's filter), the accumulator's start for a window read with
        the input zero point as padding (conv, depthwise 3x3) */
@@ -99,7 +102,9 @@ typedef struct {
     int32_t output_offset;
     int32_t activation_min, activation_max;
     const int8_t *filter;              /* [output_depth][accum_depth] */
-    const int32_t *bias;               /* [output_depth], or NULL */
+    /* [output_depth]: read by the depthwise kernel of any shape only, the
+       others start from offset_bias; NULL where not read or absent */
+    const int32_t *bias;
     const double *scale;               /* [output_depth] */
 } keyspot_fully_connected_params;
 
