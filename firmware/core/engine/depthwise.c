@@ -6,16 +6,16 @@
  * every depthwise layer in the DS-CNN configs) goes a channel at a time. The
  * channel's input, framed by the padding as the input zero point, is copied
  * into the scratch as a plane of int16 pairs, and the accumulator starts at
- * offset_bias = bias + input_offset * sum(filter), as in conv.c. A row of three taps
- * then covers two neighbouring outputs with four multiplies over two words
- * (A, B) of the plane, filter words (w0, w1) and (w1, w2):
+ * offset_bias = bias + input_offset * sum(filter), as in conv.c. A row of
+ * three taps then covers two neighbouring outputs with four multiplies over
+ * two words (A, B) of the plane, filter words (w0, w1) and (w1, w2):
  *
  *   output x     = A.low * w0 + A.high * w1 + B.low * w2    SMLAD, SMLABT
  *   output x + 1 = A.high * w0 + B.low * w1 + B.high * w2   SMLATB, SMLAD
  *
- * Any other shape reads its taps in place and, at the borders, accumulates
- * only those inside the input, as the reference does (input + input_offset is
- * 0 outside it): offset_bias where the whole window lies inside.
+ * Any other shape reads its taps in place and accumulates only those inside
+ * the input, plus the bias and input_offset times their filter sum, as the
+ * reference does (input + input_offset is 0 outside the input).
  */
 #include <string.h>
 
@@ -191,7 +191,7 @@ static void channel_full_range(const keyspot_conv_params *p, const int32_t *plan
 
 /* One channel in either form, any activation. */
 static void channel_any(const keyspot_conv_params *p, const int32_t *plane, int32_t c,
-                          const channel_filter *f, int8_t *output)
+                        const channel_filter *f, int8_t *output)
 {
     const int32_t row_words = plane_row_words(p), depth = p->output_depth, width = p->output_width;
     const keyspot_output_range r = keyspot_output_range_of(p);
