@@ -20,7 +20,9 @@
 
 #include "fixedpoint.h"
 
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+/* The kernels write some instructions as GNU inline assembly (GCC, Clang,
+   armclang); other compilers get the portable C. */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__GNUC__)
 #include <arm_acle.h>
 #define KEYSPOT_SIMD_DSP 1
 #endif
