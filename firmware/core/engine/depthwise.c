@@ -64,12 +64,13 @@ static void fill_plane(const keyspot_conv_params *p, const int8_t *input, int32_
 }
 
 /* The three rows of one channel's filter as (w0, w1) and (w1, w2) words, the
-   channel's offset bias and its requantisation in the short form: what
-   two_outputs reads, in this order. */
+   channel's offset bias and short-form requantisation (kernels.h), and the
+   output offset: what the assembly below reads, at byte offsets 0 (taps), 24
+   (offset bias), 28 (multiplier, rounding), 36 (right shift, output offset). */
 typedef struct {
     int32_t taps[6];
-    int32_t offset_bias;
-    int32_t multiplier, rounding, right_shift, output_offset;
+    keyspot_channel_scale scale;
+    int32_t output_offset;
 } channel_filter;
 
 /* Two neighbouring outputs (*a at plane word `row`, *b one column right) of
@@ -112,7 +113,7 @@ KEYSPOT_INLINE void two_outputs(const int32_t *row, int32_t row_bytes, const cha
     *a = out_a;
     *b = out_b;
 #else
-    int32_t out_a = f->offset_bias, out_b = f->offset_bias;
+    int32_t out_a = f->scale.offset_bias, out_b = f->scale.offset_bias;
     for (int r = 0; r < 3; ++r, row = (const int32_t *)((const char *)row + row_bytes)) {
         const int32_t A = row[0], B = row[1], w = f->taps[2 * r], v = f->taps[2 * r + 1];
         out_b = keyspot_smlatb(A, w, out_b);
@@ -156,10 +157,9 @@ KEYSPOT_INLINE void two_outputs_short(const int32_t *row, int32_t row_bytes, con
     *a = out_a;
     *b = out_b;
 #else
-    const keyspot_channel_scale scale = {f->offset_bias, f->multiplier, f->rounding, f->right_shift};
     two_outputs(row, row_bytes, f, a, b);
-    *a = keyspot_ssat8(keyspot_scale_short(*a, &scale) + f->output_offset);
-    *b = keyspot_ssat8(keyspot_scale_short(*b, &scale) + f->output_offset);
+    *a = keyspot_ssat8(keyspot_scale_short(*a, &f->scale) + f->output_offset);
+    *b = keyspot_ssat8(keyspot_scale_short(*b, &f->scale) + f->output_offset);
 #endif
 }
 
@@ -235,15 +235,11 @@ static void depthwise_3x3_planes(const keyspot_conv_params *p, const int8_t *inp
             f.taps[2 * r + 1] = keyspot_pack16(w[3 * r + 1], w[3 * r + 2]);
         }
         if (p->channel_scale != 0 && full_range) {
-            const keyspot_channel_scale *scale = &p->channel_scale[c];
-            f.offset_bias = scale->offset_bias;
-            f.multiplier = scale->multiplier;
-            f.rounding = scale->rounding;
-            f.right_shift = scale->right_shift;
+            f.scale = p->channel_scale[c];
             f.output_offset = p->output_offset;
             channel_full_range(p, plane, c, &f, output);
         } else {
-            f.offset_bias = p->channel_scale != 0 ? p->channel_scale[c].offset_bias : p->offset_bias[c];
+            f.scale.offset_bias = p->channel_scale != 0 ? p->channel_scale[c].offset_bias : p->offset_bias[c];
             channel_any(p, plane, c, &f, output);
         }
     }
