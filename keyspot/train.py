@@ -16,6 +16,7 @@ import io
 import os
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -141,28 +142,47 @@ def fit(model, params, data: EpochData, val: tuple[np.ndarray, np.ndarray], stat
         after_epoch: Callable[[dict], None]) -> None:
     """Train epoch by epoch from where `state` left off until the last epoch
     or an early stop, updating `state`; `after_epoch(row)` runs after each."""
-    import keras
-
-    num_labels = val[1].shape[1]
-    weights = class_weights(data.y, num_labels, params.train.class_weight_power)
+    weights = class_weights(data.y, val[1].shape[1], params.train.class_weight_power)
     patience = params.train.patience
     # A run resumed after its early stop has nothing left to train.
     last = state.last_epoch if state.stopped_early(patience) else params.train.epochs
-    for epoch in range(state.last_epoch + 1, last + 1):
-        checkpoint.reseed_dropout(model, params.seed, epoch)
-        x, y = data.epoch(epoch)
-        logs = model.fit(x, keras.utils.to_categorical(y, num_labels), validation_data=val,
-                         batch_size=params.train.batch_size, epochs=1, shuffle=False,
-                         class_weight=weights, verbose=0).history
-        row = {"epoch": epoch, **{k: float(v[-1]) for k, v in sorted(logs.items())}}
-        improved = state.record(row, model)
-        print(f"epoch {epoch}: loss {row['loss']:.4f}, accuracy {row['accuracy']:.4f}, "
-              f"val_loss {row['val_loss']:.4f}, val_accuracy {row['val_accuracy']:.4f}"
-              + (" (best)" if improved else ""), flush=True)
-        after_epoch(row)
-        if state.stopped_early(patience):
-            print(f"early stop: no better val accuracy for {patience} epochs", flush=True)
-            break
+    first = state.last_epoch + 1
+    if first > last:
+        return
+    # The next epoch's clips are augmented and featurised in a thread while
+    # Keras trains on this one: TensorFlow leaves part of the two cores of a
+    # laptop idle, and an epoch's data depends on (seed, epoch) alone, so
+    # preparing it early changes no byte.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="epoch-data") as pool:
+        upcoming = pool.submit(data.epoch, first)
+        for epoch in range(first, last + 1):
+            x, y = upcoming.result()
+            if epoch < last:
+                upcoming = pool.submit(data.epoch, epoch + 1)
+            if not _fit_epoch(model, params, x, y, val, weights, epoch, state, after_epoch):
+                break
+
+
+def _fit_epoch(model, params, x: np.ndarray, y: np.ndarray, val, weights: dict[int, float], epoch: int,
+               state: checkpoint.TrainingState, after_epoch: Callable[[dict], None]) -> bool:
+    """One epoch of training on (x, y); whether training goes on."""
+    import keras
+
+    num_labels = val[1].shape[1]
+    checkpoint.reseed_dropout(model, params.seed, epoch)
+    logs = model.fit(x, keras.utils.to_categorical(y, num_labels), validation_data=val,
+                     batch_size=params.train.batch_size, epochs=1, shuffle=False,
+                     class_weight=weights, verbose=0).history
+    row = {"epoch": epoch, **{k: float(v[-1]) for k, v in sorted(logs.items())}}
+    improved = state.record(row, model)
+    print(f"epoch {epoch}: loss {row['loss']:.4f}, accuracy {row['accuracy']:.4f}, "
+          f"val_loss {row['val_loss']:.4f}, val_accuracy {row['val_accuracy']:.4f}"
+          + (" (best)" if improved else ""), flush=True)
+    after_epoch(row)
+    if state.stopped_early(params.train.patience):
+        print(f"early stop: no better val accuracy for {params.train.patience} epochs", flush=True)
+        return False
+    return True
 
 
 def _metrics(row: dict) -> dict:
