@@ -1,6 +1,7 @@
 """Training-time augmentation, fresh every epoch and deterministic from the seed.
 
-On the waveform: speed (resampling), time shift, gain, and background noise mixed at a random
+On the waveform: speed (resampling), time shift, gain, timbre (a random
+smooth equaliser), and background noise mixed at a random
 SNR (noise taken from the training split's `_silence_` clips, which are
 background noise in every dataset source, or generated when there are
 none). On the features: SpecAugment-style time and frequency masks. Every
@@ -13,6 +14,8 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+
+from keyspot.features import hz_to_mel
 
 
 def rng_for(*key) -> np.random.Generator:
@@ -49,6 +52,22 @@ def resample_about_centre(x: np.ndarray, speed: float) -> np.ndarray:
     return np.interp(positions, np.arange(n), x, left=0.0, right=0.0).astype(np.float32)
 
 
+def timbre_curve(rng: np.random.Generator, samples: int, sample_rate: int, max_db: float,
+                 points: int) -> np.ndarray:
+    """A smooth random gain for each rfft bin of `samples` samples: gains
+    drawn in +-max_db at `points` frequencies evenly spaced in mel from 0 Hz
+    to Nyquist, joined linearly in mel, as linear factors."""
+    knots = np.linspace(0.0, hz_to_mel(sample_rate / 2), points)
+    gains_db = rng.uniform(-max_db, max_db, points)
+    bins = hz_to_mel(np.fft.rfftfreq(samples, 1.0 / sample_rate))
+    return 10.0 ** (np.interp(bins, knots, gains_db) / 20.0)
+
+
+def recolour(x: np.ndarray, curve: np.ndarray) -> np.ndarray:
+    """`x` (float32) through the zero-phase filter whose gain per rfft bin is `curve`."""
+    return np.fft.irfft(np.fft.rfft(x) * curve, n=len(x)).astype(np.float32)
+
+
 def augment_waveforms(pcm: np.ndarray, noise: np.ndarray, aug, sample_rate: int,
                       seed: int, epoch: int, index: np.ndarray) -> np.ndarray:
     """Augmented copies of int16 clips (batch, samples); `index` names each
@@ -71,6 +90,11 @@ def augment_waveforms(pcm: np.ndarray, noise: np.ndarray, aug, sample_rate: int,
             else:
                 x[shift:] = 0
         x *= np.float32(10 ** (rng.uniform(*aug.gain_db_range) / 20))
+        if aug.timbre_prob > 0:
+            # Its own generator: the draws above and below stay as they were.
+            timbre = rng_for(seed, "timbre", epoch, int(clip_id))
+            if timbre.random() < aug.timbre_prob:
+                x = recolour(x, timbre_curve(timbre, len(x), sample_rate, aug.timbre_db, aug.timbre_points))
         if len(noise) and rng.random() < aug.noise_prob:
             power = float(np.mean(x.astype(np.float64) ** 2))
             level = np.sqrt(power / 10 ** (rng.uniform(*aug.noise_snr_db_range) / 10)) if power > 0 \

@@ -172,6 +172,13 @@ class Augment:
     noise_prob: float = setting(0.8, allowed=FRACTION)    # of augmented clips, how many get background noise
     # Noise from the training split's _silence_ clips.
     noise_snr_db_range: tuple[float, float] = setting((10.0, 30.0), ordered=True)
+    # Timbre: of augmented clips, how many go through a random smooth
+    # equaliser, a gain in +-timbre_db at timbre_points mel-spaced
+    # frequencies: another voice, engine or microphone colours speech so,
+    # and the model should not hold on to one colouring.
+    timbre_prob: float = setting(0.0, allowed=FRACTION)
+    timbre_db: float = setting(6.0, allowed=NOT_NEGATIVE)
+    timbre_points: int = setting(6, allowed=Range(low=2))
     time_masks: int = setting(1, allowed=NOT_NEGATIVE)    # SpecAugment: bands of frames set to the mean
     time_mask_frames: int = setting(5, allowed=NOT_NEGATIVE)
     freq_masks: int = setting(1, allowed=NOT_NEGATIVE)    # and bands of coefficients

@@ -9,8 +9,8 @@ import numpy as np
 from keyspot import augment
 
 AUG = SimpleNamespace(prob=1.0, speed_range=(0.85, 1.15), shift_ms=100, gain_db_range=(-6.0, 6.0), noise_prob=1.0,
-                      noise_snr_db_range=(10.0, 20.0), time_masks=2, time_mask_frames=5,
-                      freq_masks=1, freq_mask_bins=2)
+                      noise_snr_db_range=(10.0, 20.0), timbre_prob=0.0, timbre_db=6.0, timbre_points=6,
+                      time_masks=2, time_mask_frames=5, freq_masks=1, freq_mask_bins=2)
 
 
 def _clips(n=6):
@@ -43,6 +43,33 @@ def test_noise_is_mixed_at_the_requested_snr():
     noise = out.astype(np.float64) - pcm
     snr = 10 * np.log10(np.mean(pcm.astype(np.float64) ** 2) / np.mean(noise ** 2))
     assert abs(snr - 20.0) < 0.5
+
+
+def test_timbre_is_a_smooth_gain_within_its_bounds():
+    curve = augment.timbre_curve(np.random.default_rng(5), 16000, 16000, max_db=6.0, points=6)
+    db = 20 * np.log10(curve)
+    assert curve.shape == (8001,) and np.all(np.abs(db) <= 6.0 + 1e-9) and np.ptp(db) > 1.0
+    assert np.max(np.abs(np.diff(db))) < 0.05   # smooth: no step between neighbouring bins
+    tone = _clips(1)[0].astype(np.float32)
+    np.testing.assert_allclose(augment.recolour(tone, np.ones(8001)), tone, atol=1e-2)
+    # A tone comes out scaled by the curve's gain at its frequency.
+    t = np.arange(16000) / 16000
+    sine = np.sin(2 * np.pi * 1000 * t).astype(np.float32)
+    out = augment.recolour(sine, curve)
+    assert abs(np.max(np.abs(out)) - curve[1000]) < 1e-3
+
+
+def test_timbre_draws_from_its_own_generator():
+    """Turning timbre on recolours clips but leaves every other draw alone:
+    with a flat curve (0 dB) the clips are those of timbre off."""
+    pcm = _clips()
+    bank = augment.noise_bank(pcm, np.zeros(len(pcm), int), None, seed=3)
+    index = np.arange(len(pcm))
+    off = augment.augment_waveforms(pcm, bank, AUG, 16000, seed=3, epoch=1, index=index)
+    flat = SimpleNamespace(**{**vars(AUG), "timbre_prob": 1.0, "timbre_db": 0.0})
+    np.testing.assert_allclose(augment.augment_waveforms(pcm, bank, flat, 16000, 3, 1, index), off, atol=1)
+    on = SimpleNamespace(**{**vars(AUG), "timbre_prob": 1.0})
+    assert np.abs(augment.augment_waveforms(pcm, bank, on, 16000, 3, 1, index).astype(int) - off).max() > 100
 
 
 def test_silence_clips_are_the_noise_bank():
