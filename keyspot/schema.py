@@ -176,7 +176,7 @@ class Augment:
     # equaliser, a gain in +-timbre_db at timbre_points mel-spaced
     # frequencies: another voice, engine or microphone colours speech so,
     # and the model should not hold on to one colouring.
-    timbre_prob: float = setting(0.0, allowed=FRACTION)
+    timbre_prob: float = setting(0.8, allowed=FRACTION)
     timbre_db: float = setting(6.0, allowed=NOT_NEGATIVE)
     timbre_points: int = setting(6, allowed=Range(low=2))
     time_masks: int = setting(1, allowed=NOT_NEGATIVE)    # SpecAugment: bands of frames set to the mean
@@ -187,11 +187,11 @@ class Augment:
 
 @dataclass
 class Train:
-    epochs: int = setting(60, allowed=AT_LEAST_ONE)       # at most; early stopping usually ends sooner
+    epochs: int = setting(40, allowed=AT_LEAST_ONE)       # at most; early stopping usually ends sooner
     # Stop after this many epochs without a better val accuracy (0: never).
     patience: int = setting(30, allowed=NOT_NEGATIVE)
     batch_size: int = setting(64, allowed=AT_LEAST_ONE)
-    lr: float = setting(0.003, allowed=POSITIVE)
+    lr: float = setting(0.006, allowed=POSITIVE)
     lr_min: float = setting(0.0001, allowed=NOT_NEGATIVE)  # cosine decay from lr to lr_min over the epochs
     label_smoothing: float = setting(0.05, allowed=BELOW_ONE)
     # Class balance: inverse-frequency weights to this power. 1 counts every class
