@@ -102,9 +102,7 @@ typedef struct {
     int32_t output_offset;
     int32_t activation_min, activation_max;
     const int8_t *filter;              /* [output_depth][accum_depth] */
-    /* [output_depth]: read by the depthwise kernel of any shape only, the
-       others start from offset_bias; NULL where not read or absent */
-    const int32_t *bias;
+    const int32_t *bias;               /* [output_depth], or NULL */
     const double *scale;               /* [output_depth] */
 } keyspot_fully_connected_params;
 
