@@ -1,10 +1,11 @@
 /*
  * Host test program for the recognizer: scores in, detections out.
  *
- *   keyspot_recognize NUM_LABELS [window_ms threshold suppression_ms minimum_count ignore_mask]
+ *   keyspot_recognize [--every] NUM_LABELS [window_ms threshold suppression_ms minimum_count ignore_mask]
  *
  * Reads lines "TIME_MS S0 S1 ... S(NUM_LABELS-1)" of int8 scores from stdin
- * and prints "TIME_MS LABEL SCORE" for each new detection. Parameters left
+ * and prints "TIME_MS LABEL SCORE" for each new detection; with --every,
+ * "TIME_MS LABEL SCORE FOUND" for every result, detection or not. Parameters left
  * out come from the generated folder's recognizer_config.h when the program
  * is built against one (make GENERATED=...), else micro_speech's defaults
  * with no label ignored.
@@ -12,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "recognizer.h"
 #ifdef KEYSPOT_HAVE_RECOGNIZER_CONFIG
@@ -20,9 +22,15 @@
 
 int main(int argc, char **argv)
 {
+    const char *program = argv[0];
+    int every = argc > 1 && strcmp(argv[1], "--every") == 0;
+    if (every) {
+        --argc;
+        ++argv;
+    }
     if (argc != 2 && argc != 7) {
-        fprintf(stderr, "usage: %s NUM_LABELS [window_ms threshold suppression_ms minimum_count "
-                        "ignore_mask]\n", argv[0]);
+        fprintf(stderr, "usage: %s [--every] NUM_LABELS [window_ms threshold suppression_ms "
+                        "minimum_count ignore_mask]\n", program);
         return 2;
     }
     int num_labels = atoi(argv[1]);
@@ -63,7 +71,9 @@ int main(int argc, char **argv)
             fprintf(stderr, "keyspot_recognize: line %ld: error %d (time going backwards?)\n", line, rc);
             return 1;
         }
-        if (result.found) {
+        if (every) {
+            printf("%ld %d %d %d\n", time_ms, result.label, result.score, result.found);
+        } else if (result.found) {
             printf("%ld %d %d\n", time_ms, result.label, result.score);
         }
     }
