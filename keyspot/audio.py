@@ -195,5 +195,17 @@ def load_clip(source: str | Path | bytes, sample_rate: int, clip_samples: int) -
     return to_int16(fit_length(mono, clip_samples))
 
 
+def load_pcm(source: str | Path | bytes, sample_rate: int) -> np.ndarray:
+    """Any readable audio, whole, to int16 mono at `sample_rate`: a stream
+    of any length rather than a clip."""
+    data, name = _read(source)
+    fast = pcm16_mono(data)
+    if fast is not None and fast[1] == sample_rate:
+        check_wav(io.BytesIO(data), len(data), name)
+        return fast[0].astype(np.int16)
+    samples, rate = _decode(data, name)
+    return to_int16(resample(to_mono(samples), rate, sample_rate))
+
+
 def write_wav(path: Path, pcm: np.ndarray, sample_rate: int) -> None:
     soundfile.write(str(path), pcm, sample_rate, subtype="PCM_16", format="WAV")

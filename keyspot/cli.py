@@ -1,4 +1,4 @@
-"""`keyspot` command line: predict, compose, serve, deploy."""
+"""`keyspot` command line: predict, listen, compose, serve, deploy."""
 
 from __future__ import annotations
 
@@ -43,6 +43,82 @@ def _predict(args) -> int:
     return 1 if failed else 0
 
 
+DEFAULT_GENERATED = "firmware/psoc6/source/generated"
+
+
+def _generated_folder(args) -> Path:
+    """--firmware, else export.out_dir of ./params.yaml, else the default folder."""
+    if args.firmware:
+        return Path(args.firmware)
+    try:
+        import yaml
+
+        return Path(yaml.safe_load(Path("params.yaml").read_text())["export"]["out_dir"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return Path(DEFAULT_GENERATED)
+
+
+def _listen(args) -> int:
+    from keyspot import audio
+    from keyspot.features import FeatureSpec
+    from keyspot.recognizer import RecognizerError, from_header, ignore_mask
+
+    if bool(args.paths) == bool(args.mic):
+        print("keyspot listen: error: give audio files or --mic (not both)", file=sys.stderr)
+        return 2
+    model_path = Path(args.model) if args.model else Path(
+        "models/model.keras" if args.float else "models/model_int8.tflite")
+    try:
+        from keyspot.listen import load_model
+
+        spec = FeatureSpec.load(Path(args.spec))
+        # The board's parameters; the ignore mask from the model's own labels, by c-export's rule.
+        params = from_header(_generated_folder(args)).replace(
+            average_window_ms=args.window_ms, detection_threshold=args.threshold,
+            suppression_ms=args.suppression_ms, minimum_count=args.minimum_count,
+            ignore_mask=ignore_mask(spec.labels)).check(len(spec.labels))
+        model = load_model(model_path, spec)
+    except IsADirectoryError as err:
+        print(f"keyspot listen: error: {audio.display_name(err.filename)} is a folder; --spec and "
+              "--model name files", file=sys.stderr)
+        return 2
+    except (OSError, ValueError, RecognizerError) as err:
+        print(f"keyspot listen: error: {err}", file=sys.stderr)
+        return 2
+    if args.mic:
+        from keyspot.listen_mic import MicError, listen_mic
+
+        try:
+            return listen_mic(spec, model, params, as_json=args.json)
+        except MicError as err:
+            print(f"keyspot listen: {err}", file=sys.stderr)
+            return 2
+    from keyspot.listen import listen_file
+    from keyspot.predict import expand
+
+    failed, results = 0, []
+    for path in expand(args.paths):
+        name = audio.display_name(path)
+        try:
+            found = listen_file(spec, model, params, path)
+        except audio.AudioError as err:
+            failed += 1
+            print(f"keyspot listen: {err}", file=sys.stderr)
+            if args.json:
+                results.append({"path": name, "error": str(err)})
+            continue
+        if args.json:
+            results.append({"path": name, "detections": [d.as_dict() for d in found]})
+            continue
+        for d in found:
+            print(f"{name}\t{d.time_ms / 1000:8.2f} s\t{d.label}\t{d.score / 256:.3f}")
+        if not found:
+            print(f"{name}\t(no keyword)")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 1 if failed else 0
+
+
 def _compose(args) -> int:
     from keyspot.compose import ComposeError, compose, write_params
     from keyspot.params import ParamsError, from_dict
@@ -64,7 +140,8 @@ def _serve(args) -> int:
     options = Options(host=args.host, port=args.port, workers=args.workers, model_dir=Path(args.model_dir),
                       spec=Path(args.spec) if args.spec else None,
                       model=Path(args.model) if args.model else None, int8=args.int8,
-                      max_body_bytes=args.max_body_bytes, max_clip_seconds=args.max_clip_seconds)
+                      max_body_bytes=args.max_body_bytes, max_clip_seconds=args.max_clip_seconds,
+                      firmware=_generated_folder(args))
     try:
         serve(options)
     except ServeError as err:
@@ -106,6 +183,25 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--json", action="store_true", help="machine-readable output")
     predict.set_defaults(func=_predict)
 
+    lis = commands.add_parser("listen", help="find keywords in recordings of any length, or live on the "
+                              "microphone, as the board would (frontend, model, recognizer)")
+    lis.add_argument("paths", nargs="*", help="audio files or folders")
+    lis.add_argument("--mic", action="store_true", help="listen to the default microphone until Ctrl-C")
+    which = lis.add_mutually_exclusive_group()
+    which.add_argument("--int8", action="store_true",
+                       help="the board's model, models/model_int8.tflite (the default)")
+    which.add_argument("--float", action="store_true", help="models/model.keras")
+    which.add_argument("--model", help="a .tflite or .keras file")
+    lis.add_argument("--spec", default="data/features/spec.json", help="feature spec (default: %(default)s)")
+    lis.add_argument("--firmware", help="generated firmware folder whose recognizer_config.h gives the "
+                     f"recognizer's parameters (default: export.out_dir, {DEFAULT_GENERATED})")
+    lis.add_argument("--threshold", type=int, help="detection threshold, 0..255 (averaged score must exceed it)")
+    lis.add_argument("--window-ms", type=int, help="averaging window in ms")
+    lis.add_argument("--suppression-ms", type=int, help="no detection this long after one")
+    lis.add_argument("--minimum-count", type=int, help="results needed in the averaging window")
+    lis.add_argument("--json", action="store_true", help="machine-readable output")
+    lis.set_defaults(func=_listen)
+
     comp = commands.add_parser("compose", help="compose conf/ into params.yaml")
     comp.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. experiment=smoke")
     comp.add_argument("--conf", default="conf")
@@ -124,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     srv.add_argument("--max-body-bytes", type=int, default=4 << 20, help="larger bodies get 413 (default: %(default)s)")
     srv.add_argument("--max-clip-seconds", type=float, default=10.0,
                      help="longer clips get 413 (default: %(default)s)")
+    srv.add_argument("--firmware", help="generated firmware folder whose recognizer_config.h the listening "
+                     f"mode uses (default: export.out_dir, {DEFAULT_GENERATED})")
     srv.set_defaults(func=_serve)
 
     deploy = commands.add_parser("deploy", help="manage the SageMaker endpoint of deploy.* in params.yaml")

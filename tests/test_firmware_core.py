@@ -731,6 +731,24 @@ def test_recognizer_stays_silent_with_the_threshold_above_every_averaged_score(k
     assert len(_recognize_stream(k, times, scores, detection_threshold=highest - 1)) >= 1
 
 
+def test_keyspot_listen_hears_the_stream_as_the_c_chain_does(keywords):
+    """keyspot.listen (Python frontend, LiteRT int8 model, Python recognizer,
+    the board's framing) finds the same words at about the same times as
+    the C frontend and recognizer."""
+    from keyspot.listen import Listener, TFLiteModel
+    from keyspot.recognizer import RecognizerParams
+
+    k = keywords
+    c_detections = _recognize_stream(k, *_stream_scores(k))
+    listener = Listener(k.spec, TFLiteModel.load(k.model, k.spec), RecognizerParams(**STREAM_RECOGNIZER))
+    heard = listener.feed(k.stream)
+    print(f"\nkeyspot listen: {[(d.time_ms, d.label, d.score) for d in heard]}; C chain: {c_detections}")
+    assert [d.label for d in heard] == [word for word, _, _ in k.words]
+    for d, (t, _, _) in zip(heard, c_detections, strict=True):
+        # The C test windows start every 100 ms from 0; the board's end on a frame: 20 ms apart at most.
+        assert abs(d.time_ms - t) <= 120
+
+
 # ---------------------------------------------------------------- labels by name, not position
 
 def test_recognizer_config_finds_silence_and_unknown_by_name():

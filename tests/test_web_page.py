@@ -1,5 +1,6 @@
 """The page at `/` in headless Chromium: upload a WAV and read the label it shows;
-record from Chromium's fake microphone (fed a WAV file) and read that label too.
+record from Chromium's fake microphone (fed a WAV file) and read that label too;
+listen to that microphone as a stream and read the detections as they come.
 
 Debian's chromium and chromium-driver (scripts/setup.sh); selenium is given
 the driver's path, so nothing is downloaded.
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_serve import PITCHES, Server, build_workdir, tone, wav_bytes
+from test_serve_listen import tone_stream, write_firmware
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -26,7 +28,7 @@ def page_server(tmp_path_factory):
     work = build_workdir(tmp_path_factory.mktemp("page"))
     root = work["root"]
     srv = Server(root, "--model", str(root / "float.tflite"), "--spec", str(root / "data/features/spec.json"),
-                 workers=1)
+                 "--firmware", str(write_firmware(root / "generated")), workers=1)
     yield srv
     srv.stop()
 
@@ -117,3 +119,44 @@ def test_record_from_the_microphone_shows_its_label(page_server, tmp_path):
         assert np.isclose(sum(probabilities.values()), 1.0, atol=0.01)
     finally:
         driver.quit()
+
+
+def test_listen_to_the_microphone_shows_each_keyword_as_it_is_heard(page_server, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # Chromium loops this stream as the microphone: "yes", "no", "yes", 2 s apart, at 48 kHz stereo.
+    stream = audio_resampled(tone_stream(), 16000, 48000)
+    microphone = tmp_path / "stream.wav"
+    microphone.write_bytes(wav_bytes(np.stack([stream, stream], axis=1), 48000))
+    driver = browser(tmp_path, microphone)
+    try:
+        open_page(driver, page_server)
+        driver.find_element(By.ID, "listen").click()
+
+        def heard(d):
+            labels = {item.get_attribute("data-label") for item in d.find_elements(By.CSS_SELECTOR, "#detections li")}
+            return labels if {"yes", "no"} <= labels else False
+
+        labels = WebDriverWait(driver, 60).until(heard)
+        assert labels == {"yes", "no"}   # never _silence_ or _unknown_: the recognizer ignores them
+        body = driver.find_element(By.TAG_NAME, "body")
+        assert body.get_attribute("data-listening") == "on" and driver.find_element(By.ID, "error").text == ""
+        first = driver.find_elements(By.CSS_SELECTOR, "#detections li")[-1].text.split()
+        assert first[1] == "s" and first[2] in ("yes", "no") and 0.5 < float(first[3]) <= 1.0
+        # The score view was drawn: the canvas is not blank.
+        drawn = driver.execute_script(
+            "const c = document.getElementById('scores');"
+            "return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v) => v !== 0);")
+        assert drawn
+        driver.find_element(By.ID, "listen").click()
+        WebDriverWait(driver, 10).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute(
+            "data-listening") == "off")
+    finally:
+        driver.quit()
+
+
+def audio_resampled(pcm: np.ndarray, rate: int, to_rate: int) -> np.ndarray:
+    from keyspot import audio
+
+    return audio.to_int16(audio.resample(pcm.astype(np.float32) / 32768, rate, to_rate))

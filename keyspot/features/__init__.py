@@ -181,19 +181,58 @@ def unnormalised(pcm: np.ndarray, spec: FeatureSpec, work: Workspace | None = No
         raise ValueError(f"expected clips of {spec.clip_samples} samples, got {pcm.shape[1]}")
     if work is None or len(work.frames) < len(pcm):
         work = Workspace(spec, len(pcm))
-    win, used, mel_t, dct_t = _tables(spec)
+    win = _tables(spec)[0]
     x = work.frames[:len(pcm)]
     # The window sits centred in the FFT frame; a shift only changes phase,
     # so the power spectrum equals that of the zero-padded, centred frame.
     np.multiply(frames(pcm, spec), win, out=x[..., :spec.window_samples])
+    return _coefficients(x, work.power[:len(pcm)], spec)
+
+
+def _coefficients(x: np.ndarray, power_out: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Windowed frames zero-padded to the FFT size -> unnormalised features."""
+    _, used, mel_t, dct_t = _tables(spec)
     spectrum = scipy.fft.rfft(x, axis=-1)[..., :used]
-    power = np.abs(spectrum, out=work.power[:len(pcm)])
+    power = np.abs(spectrum, out=power_out)
     power *= power
     log_mel = np.log(np.maximum(power @ mel_t, np.float32(spec.log_floor)))
     if spec.kind == "log_mel":
         log_mel *= _DB_PER_NEPER
         return log_mel
     return (log_mel @ dct_t).astype(np.float32, copy=False)
+
+
+def frame_count(num_samples: int, spec: FeatureSpec) -> int:
+    """Complete frames in num_samples of audio."""
+    if num_samples < spec.window_samples:
+        return 0
+    return 1 + (num_samples - spec.window_samples) // spec.hop_samples
+
+
+# Frames computed at a time over a long stream: bounds the scratch memory.
+_STREAM_CHUNK_FRAMES = 1024
+
+
+def unnormalised_frames(pcm: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """int16 PCM of any length -> (frames, coefficients), frame j covering
+    samples [j * hop, j * hop + window): the frames a device computes as the
+    audio arrives, and those of a clip where the stream is one clip long."""
+    pcm = np.asarray(pcm)
+    if pcm.ndim != 1:
+        raise ValueError(f"expected mono PCM (one axis), got shape {pcm.shape}")
+    total = frame_count(len(pcm), spec)
+    out = np.empty((total, spec.num_coefficients), np.float32)
+    win, used, _, _ = _tables(spec)
+    hop, size = spec.hop_samples, spec.window_samples
+    x = np.zeros((min(total, _STREAM_CHUNK_FRAMES), spec.fft_size), np.float32)
+    power = np.empty((len(x), used), np.float32)
+    for start in range(0, total, _STREAM_CHUNK_FRAMES):
+        n = min(_STREAM_CHUNK_FRAMES, total - start)
+        chunk = pcm[start * hop:(start + n - 1) * hop + size]
+        framed = np.lib.stride_tricks.sliding_window_view(chunk, size)[::hop]
+        np.multiply(framed, win, out=x[:n, :size])
+        out[start:start + n] = _coefficients(x[:n], power[:n], spec)
+    return out
 
 
 def normalise(features: np.ndarray, spec: FeatureSpec) -> np.ndarray:

@@ -2,8 +2,9 @@
 
     GET  /ping         200 once the model is loaded (SageMaker's health check)
     POST /invocations  a clip or features in, {"predictions": [...]} out (keyspot.serve.handler)
-    GET  /             the page to upload or record a clip (static/index.html)
-    GET  /info         labels, clip length and limits, for the page
+    POST /listen       a piece of a live stream in, scores and detections out (keyspot.serve.listening)
+    GET  /             the page to upload or record a clip, or to listen (static/index.html)
+    GET  /info         labels, clip length, limits and the recognizer, for the page
 
 Every answer is JSON except the page. A request that cannot be served gets
 a 4xx with {"error": ...}; the worker goes on serving.
@@ -11,6 +12,7 @@ a 4xx with {"error": ...}; the worker goes on serving.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import traceback
@@ -20,12 +22,16 @@ from pathlib import Path
 import numpy as np
 
 from keyspot.features import FeatureSpec
+from keyspot.recognizer import RecognizerParams
 from keyspot.serve import handler
 from keyspot.serve.handler import RequestError, TooLarge
+from keyspot.tflite_runner import TFLiteRunner
 
 STATIC = Path(__file__).resolve().parent / "static"
 PAGES = {"/": ("index.html", "text/html; charset=utf-8"),
-         "/static/page.js": ("page.js", "text/javascript; charset=utf-8")}
+         "/static/page.js": ("page.js", "text/javascript; charset=utf-8"),
+         "/static/listen.js": ("listen.js", "text/javascript; charset=utf-8"),
+         "/static/capture.js": ("capture.js", "text/javascript; charset=utf-8")}
 DEFAULT_MAX_BODY_BYTES = 4 << 20
 # A body over the limit is read and dropped up to this many bytes, so that
 # the client, still sending, reads our 413 instead of a reset connection; a
@@ -116,16 +122,26 @@ def _drain(stream, size: int) -> None:
 
 def make_app(spec: FeatureSpec, predict: Predict, *, model: str,
              max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-             max_clip_seconds: float = handler.DEFAULT_MAX_CLIP_SECONDS):
+             max_clip_seconds: float = handler.DEFAULT_MAX_CLIP_SECONDS,
+             recognizer: RecognizerParams | None = None, recognizer_source: str = ""):
     """A WSGI app answering with `predict` (keyspot.tflite_runner.TFLiteRunner or any
-    callable of the same shape). `model` names what is served, for /info and logs."""
+    callable of the same shape). `model` names what is served, for /info and logs.
+    /listen runs `predict` with `recognizer` (from `recognizer_source`), when
+    `predict` is a TFLiteRunner."""
+    from keyspot.listen import TFLiteModel
+    from keyspot.serve import listening
+
+    listen_model = TFLiteModel(predict) if recognizer is not None and isinstance(predict, TFLiteRunner) else None
     pages = {path: ((STATIC / name).read_bytes(), content_type)
              for path, (name, content_type) in PAGES.items()}
     info = json.dumps({
         "model": model, "labels": list(spec.labels), "sample_rate": spec.sample_rate,
         "clip_seconds": spec.clip_samples / spec.sample_rate, "max_clip_seconds": max_clip_seconds,
         "max_body_bytes": max_body_bytes,
-        "content_types": list(handler.CONTENT_TYPES)}).encode()
+        "content_types": list(handler.CONTENT_TYPES),
+        "listening": listen_model is not None,
+        "recognizer": {**dataclasses.asdict(recognizer), "source": recognizer_source} if recognizer else None,
+    }).encode()
 
     def invocations(environ) -> dict:
         body = read_body(environ, max_body_bytes)
@@ -134,7 +150,8 @@ def make_app(spec: FeatureSpec, predict: Predict, *, model: str,
 
     def route(environ, start_response) -> list[bytes]:
         path, method = environ.get("PATH_INFO") or "/", environ["REQUEST_METHOD"]
-        allowed = {"/ping": ("GET", "HEAD"), "/invocations": ("POST",), "/info": ("GET", "HEAD"),
+        allowed = {"/ping": ("GET", "HEAD"), "/invocations": ("POST",), "/listen": ("POST",),
+                   "/info": ("GET", "HEAD"),
                    **{p: ("GET", "HEAD") for p in pages}}
         if path not in allowed:
             raise HttpError(404, f"no such path {path!r}; POST /invocations or GET /ping")
@@ -148,6 +165,12 @@ def make_app(spec: FeatureSpec, predict: Predict, *, model: str,
         if path in pages:
             body, content_type = pages[path]
             return _respond(start_response, 200, body, content_type, [("Cache-Control", "no-cache")])
+        if path == "/listen":
+            if listen_model is None:
+                raise HttpError(404, "this server does not listen to streams (no recognizer)")
+            body = read_body(environ, max_body_bytes)
+            return _json(start_response, 200, listening.answer(body, environ.get("CONTENT_TYPE", ""), spec,
+                                                               listen_model, recognizer))
         return _json(start_response, 200, invocations(environ))
 
     def app(environ, start_response):

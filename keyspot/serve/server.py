@@ -26,8 +26,10 @@ from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
+from keyspot import recognizer as rec
 from keyspot.errors import UserError
 from keyspot.features import FeatureSpec
+from keyspot.schema import Recognizer
 from keyspot.serve import app as app_mod
 from keyspot.serve.handler import DEFAULT_MAX_CLIP_SECONDS
 from keyspot.tflite_runner import ModelError, TFLiteRunner
@@ -49,6 +51,8 @@ class Options:
     max_body_bytes: int = app_mod.DEFAULT_MAX_BODY_BYTES
     max_clip_seconds: float = DEFAULT_MAX_CLIP_SECONDS
     timeout_s: int = 30
+    # The generated firmware folder whose recognizer_config.h /listen uses.
+    firmware: Path = Path("firmware/psoc6/source/generated")
 
 
 def spec_path(options: Options) -> Path:
@@ -111,6 +115,23 @@ def load_model(options: Options) -> tuple[FeatureSpec, bytes, str]:
     return spec, model, f"{name}, {runner.kind}"
 
 
+def load_recognizer(options: Options, spec: FeatureSpec) -> tuple[rec.RecognizerParams, str]:
+    """The board's recognizer for /listen, from the generated firmware folder;
+    without one, the firmware's defaults, and the source says so."""
+    header = options.firmware / rec.CONFIG_HEADER
+    try:
+        if header.is_file():
+            params, source = rec.from_header(header), str(header)
+        else:
+            params = rec.from_settings(Recognizer(), spec.labels)
+            source = f"defaults: no {header} (run `dvc repro c-export`, or pass --firmware)"
+        # The mask by the served model's labels, as c-export finds them.
+        params = params.replace(ignore_mask=rec.ignore_mask(spec.labels))
+        return params.check(len(spec.labels)), source
+    except rec.RecognizerError as err:
+        raise ServeError(str(err)) from None
+
+
 def check_port(host: str, port: int) -> None:
     """A clear message instead of gunicorn's retries when the port is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -165,8 +186,10 @@ class JsonErrorWorker(ThreadWorker):
 
 
 class Server(BaseApplication):
-    def __init__(self, options: Options, spec: FeatureSpec, model: bytes, description: str):
+    def __init__(self, options: Options, spec: FeatureSpec, model: bytes, description: str,
+                 recognizer: tuple[rec.RecognizerParams, str]):
         self.options, self.spec, self.model, self.description = options, spec, model, description
+        self.recognizer = recognizer
         super().__init__()
 
     def load_config(self):
@@ -198,7 +221,8 @@ class Server(BaseApplication):
         runner = TFLiteRunner.litert(self.model).check_spec(self.spec)
         return app_mod.make_app(self.spec, runner, model=self.description,
                                 max_body_bytes=self.options.max_body_bytes,
-                                max_clip_seconds=self.options.max_clip_seconds)
+                                max_clip_seconds=self.options.max_clip_seconds,
+                                recognizer=self.recognizer[0], recognizer_source=self.recognizer[1])
 
 
 def serve(options: Options) -> None:
@@ -209,7 +233,9 @@ def serve(options: Options) -> None:
         raise ServeError(f"--port {options.port}: a port is 0..65535")
     check_port(options.host, options.port)
     spec, model, description = load_model(options)
+    recognizer = load_recognizer(options, spec)
     print(f"keyspot serve: {description}; labels {', '.join(spec.labels)}", file=sys.stderr)
-    print(f"keyspot serve: http://{options.host}:{options.port}/ (POST /invocations, GET /ping)",
+    print(f"keyspot serve: recognizer for /listen from {recognizer[1]}", file=sys.stderr)
+    print(f"keyspot serve: http://{options.host}:{options.port}/ (POST /invocations, POST /listen, GET /ping)",
           file=sys.stderr)
-    Server(options, spec, model, description).run()
+    Server(options, spec, model, description, recognizer).run()

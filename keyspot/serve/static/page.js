@@ -129,5 +129,6 @@ $("record").addEventListener("click", async () => {
 fetch("/info").then((r) => r.json()).then((data) => {
   info = data;
   $("model").textContent = `${data.model} · ${data.labels.length} labels: ${data.labels.join(", ")}`;
+  $("listen").hidden = !data.listening;
   document.body.dataset.ready = "true";
 }).catch((err) => showError(`server not reachable: ${err.message}`));
