@@ -217,12 +217,39 @@ class Recognizer:
     label; the top label reported when its average exceeds
     detection_threshold (of 255), it is not _silence_ or _unknown_ (found by
     name in the labels), at least minimum_count results are in the window,
-    and nothing was reported in the last suppression_ms. c-export writes
-    these into the generated folder (recognizer_config.h)."""
+    and nothing was reported in the last suppression_ms. The calibrate stage
+    chooses the parameters the firmware gets (recognizer_config.h); these
+    are what it gets with calibrate.enabled false."""
     average_window_ms: int = setting(1000, allowed=AT_LEAST_ONE)
     detection_threshold: int = setting(200, allowed=Range(0, 255))
     suppression_ms: int = setting(1500, allowed=NOT_NEGATIVE)
     minimum_count: int = setting(3, allowed=Range(1, RECOGNIZER_MAX_RESULTS))
+
+
+@dataclass
+class Streams:
+    """The continuous streams the device is measured on (the streams stage,
+    keyspot/data/streams.py): one per held-out split, its clips laid one
+    after another on a bed of the split's quiet."""
+    minutes: float = setting(20.0, allowed=POSITIVE)   # per split, at most: as long as its clips last
+    gap_seconds: tuple[float, float] = setting((1.5, 4.5), allowed=NOT_NEGATIVE, ordered=True)  # quiet between words
+    keyword_fraction: float = setting(0.5, allowed=FRACTION)   # of the words laid, the rest _unknown_
+    bed_hold_seconds: float = setting(10.0, allowed=POSITIVE)  # one kind of quiet held this long
+
+
+@dataclass
+class Calibrate:
+    """The recognizer's parameters, chosen on the validation stream (the
+    calibrate stage, keyspot/streaming.py): the fewest false rejects at no
+    more than target_false_accepts_per_hour. c-export writes the choice into
+    the firmware; disabled, export.recognizer goes there as it is."""
+    enabled: bool = True
+    target_false_accepts_per_hour: float = setting(1.0, allowed=NOT_NEGATIVE)
+    # The sets tried: every combination, and every threshold_step-th threshold of 0..255.
+    average_window_ms: tuple[int, ...] = setting((300, 500, 750, 1000), allowed=NOT_NEGATIVE)
+    minimum_count: tuple[int, ...] = setting((1, 2, 3, 5), allowed=Range(1, RECOGNIZER_MAX_RESULTS))
+    suppression_ms: tuple[int, ...] = setting((1000, 1500), allowed=NOT_NEGATIVE)
+    threshold_step: int = setting(4, allowed=Range(1, 255))
 
 
 @dataclass
@@ -272,6 +299,8 @@ class Config:
     model: Any = None
     train: Train = field(default_factory=Train)
     quantize: Quantize = field(default_factory=Quantize)
+    streams: Streams = field(default_factory=Streams)
+    calibrate: Calibrate = field(default_factory=Calibrate)
     export: Export = field(default_factory=Export)
     deploy: Deploy = field(default_factory=Deploy)
     backend: Backend = field(default_factory=Backend)

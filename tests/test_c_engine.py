@@ -525,6 +525,8 @@ def test_unsupported_operator_is_refused_by_name(clips, tmp_path, monkeypatch, c
     spec.save(tmp_path / "data/features/spec.json")
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports/quantize.json").write_text(json.dumps(report))
+    (tmp_path / "reports/calibration.json").write_text(json.dumps({"enabled": False, "recognizer": {
+        "average_window_ms": 1000, "detection_threshold": 200, "suppression_ms": 1500, "minimum_count": 3}}))
     params = compose(REPO / "conf", ["export.engine=c", "export.out_dir=fw/generated"])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)

@@ -29,6 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL = "models/model_int8.tflite"
 SPEC = "data/features/spec.json"
 REPORT = "reports/quantize.json"
+CALIBRATION = "reports/calibration.json"
+# What calibrate chose, as c-export reads it; unlike export.recognizer's defaults.
+CALIBRATED = {"average_window_ms": 500, "detection_threshold": 231, "suppression_ms": 1000, "minimum_count": 2}
 OUT = "firmware/psoc6/source/generated"
 # Odd labels on purpose: quotes, '??' (a trigraph under -std=c11), non-ASCII.
 LABELS = ("_silence_", "_unknown_", "yes", 'say "go"??!', "über")
@@ -97,6 +100,7 @@ def workdir(tmp_path, tflite_model, monkeypatch) -> Path:
         "input_scale": float(inp["quantization"][0]), "input_zero_point": int(inp["quantization"][1]),
         "output_scale": float(out["quantization"][0]), "output_zero_point": int(out["quantization"][1]),
     }))
+    (tmp_path / CALIBRATION).write_text(json.dumps({"enabled": False, "recognizer": CALIBRATED}))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -307,6 +311,28 @@ def test_stage_missing_input_says_which_and_what_to_run(workdir, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert MODEL in err and "dvc repro quantize" in err
+
+
+def test_stage_without_calibration_says_what_to_run(workdir, capsys):
+    (workdir / CALIBRATION).unlink()
+    assert _stage().main([]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert CALIBRATION in err and "dvc repro calibrate" in err
+
+
+def test_stage_writes_the_calibrated_recognizer(workdir, capsys):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from keyspot.recognizer import from_header
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
+        cfg = compose(config_name="config", overrides=["export.out_dir=fw/generated"])
+    (workdir / "params.yaml").write_text(yaml.safe_dump(OmegaConf.to_container(cfg, resolve=True)))
+    assert _stage().main([]) == 0
+    got = from_header(workdir / "fw/generated")
+    assert {k: getattr(got, k) for k in CALIBRATED} == CALIBRATED
 
 
 def test_stage_writes_to_params_out_dir(workdir, capsys):

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_every_stage_ran(pipeline):
-    for stage in ("fetch", "features", "train", "evaluate", "quantize", "c-export", "sagemaker-deploy"):
+    for stage in ("fetch", "streams", "features", "train", "evaluate", "quantize", "calibrate", "c-export",
+                  "stream-eval", "sagemaker-deploy"):
         assert f"Running stage '{stage}'" in pipeline["repro"]
 
 
@@ -52,6 +53,21 @@ def test_outputs_follow_the_stage_contracts(pipeline):
     assert any(generated.glob("*.c")) and any(generated.glob("*.h"))
     for line in (root / "reports/train/history.csv").read_text().splitlines()[:1]:
         assert "val_accuracy" in line
+    # Streams: calibrate chose the recognizer on val, the firmware has it, stream-eval measured with it.
+    calibration = json.loads((root / "reports/calibration.json").read_text())
+    from keyspot.recognizer import from_header
+
+    board = from_header(generated)
+    assert {k: getattr(board, k) for k in calibration["recognizer"]} == calibration["recognizer"]
+    stream = json.loads((root / "reports/stream.json").read_text())
+    assert stream["recognizer"] == calibration["recognizer"]
+    for split in ("test", "test_engine"):
+        entry = stream[split]
+        assert entry["keywords"] > 0 and 0.0 <= entry["false_reject_rate"] <= 1.0
+        assert entry["false_accepts_per_hour"] >= 0
+        assert set(entry["per_keyword"]) <= set(labels)
+        det = (root / f"reports/stream/det_{split}.csv").read_text().splitlines()
+        assert det[0] == "threshold,false_reject_rate,false_accepts_per_hour" and len(det) > 10
 
 
 def test_nothing_left_to_do(pipeline):
@@ -128,9 +144,9 @@ def test_two_hydra_overrides_rerun_train_and_after_only(pipeline):
     root, env = pipeline["root"], pipeline["env"]
     out = _run(["dvc", "exp", "run", "-S", "experiment=smoke", "-S", "model=tiny_conv",
                 "-S", "train.lr=0.001"], root, env).stdout
-    for stage in ("train", "evaluate", "quantize", "c-export", "sagemaker-deploy"):
+    for stage in ("train", "evaluate", "quantize", "calibrate", "c-export", "stream-eval", "sagemaker-deploy"):
         assert f"Running stage '{stage}'" in out, out
-    for stage in ("fetch", "features"):
+    for stage in ("fetch", "streams", "features"):
         assert f"Running stage '{stage}'" not in out, out
     shown = json.loads(_run(["dvc", "exp", "show", "--json"], root, env).stdout)
     composed = [exp["data"]["params"]["params.yaml"]["data"]
@@ -148,6 +164,18 @@ def test_two_hydra_overrides_rerun_train_and_after_only(pipeline):
     assert latest.data.params["train.lr"] == "0.001"
     moved = client.get_model_version_by_alias("keyspot-synthetic-tiny_conv", "candidate")
     assert moved.run_id == latest.info.run_id, "the alias does not point at the newest model"
+    _run(["git", "checkout", "--", "."], root, env)
+    _run(["dvc", "checkout", "-q"], root, env, check=False)
+
+
+def test_a_new_false_accept_target_reruns_calibration_and_what_follows_only(pipeline):
+    root, env = pipeline["root"], pipeline["env"]
+    out = _run(["dvc", "exp", "run", "-S", "experiment=smoke", "-S", "calibrate.target_false_accepts_per_hour=30"],
+               root, env).stdout
+    ran = {stage for stage in ("fetch", "streams", "features", "train", "quantize", "evaluate", "calibrate",
+                               "c-export", "stream-eval", "sagemaker-deploy") if f"Running stage '{stage}'" in out}
+    # stream-eval reruns when the calibrated parameters, and so the firmware's, change.
+    assert {"calibrate", "c-export"} <= ran <= {"calibrate", "c-export", "stream-eval"}, out
     _run(["git", "checkout", "--", "."], root, env)
     _run(["dvc", "checkout", "-q"], root, env, check=False)
 

@@ -187,7 +187,7 @@ def op_resolver_h(comment: str, ops: tuple[str, ...]) -> str:
 
 def recognizer_config_h(comment: str, labels: tuple[str, ...], recognizer: Recognizer) -> str:
     """Where _silence_ and _unknown_ are, found by name, the recognizer's
-    ignore mask from them, and its parameters (export.recognizer)."""
+    ignore mask from them, and its parameters (as calibrated, else export.recognizer)."""
     silence = labels.index(SILENCE) if SILENCE in labels else -1
     unknown = labels.index(UNKNOWN) if UNKNOWN in labels else -1
     ignored = [i for i in (silence, unknown) if i >= 0]
@@ -205,7 +205,9 @@ def recognizer_config_h(comment: str, labels: tuple[str, ...], recognizer: Recog
         f"#define KEYSPOT_UNKNOWN_INDEX {unknown}\n\n"
         f"/* Labels the recognizer never reports: {named}. */\n"
         f"#define KEYSPOT_RECOGNIZER_IGNORE_MASK 0x{mask:x}ull\n\n"
-        "/* export.recognizer in params.yaml. */\n"
+        "/* As the calibrate stage chose them on the validation stream\n"
+        "   (reports/calibration.json), or export.recognizer in params.yaml\n"
+        "   with calibrate.enabled false. */\n"
         f"{defines}\n"
         "/* The recognizer as configured, for keyspot_recognizer_init(). */\n"
         "static inline keyspot_recognizer_params keyspot_recognizer_config(void)\n{\n"

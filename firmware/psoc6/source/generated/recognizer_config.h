@@ -21,11 +21,13 @@ extern "C" {
 /* Labels the recognizer never reports: _silence_ (0), _unknown_ (1). */
 #define KEYSPOT_RECOGNIZER_IGNORE_MASK 0x3ull
 
-/* export.recognizer in params.yaml. */
-#define KEYSPOT_RECOGNIZER_AVERAGE_WINDOW_MS 1000
-#define KEYSPOT_RECOGNIZER_DETECTION_THRESHOLD 200
-#define KEYSPOT_RECOGNIZER_SUPPRESSION_MS 1500
-#define KEYSPOT_RECOGNIZER_MINIMUM_COUNT 3
+/* As the calibrate stage chose them on the validation stream
+   (reports/calibration.json), or export.recognizer in params.yaml
+   with calibrate.enabled false. */
+#define KEYSPOT_RECOGNIZER_AVERAGE_WINDOW_MS 500
+#define KEYSPOT_RECOGNIZER_DETECTION_THRESHOLD 248
+#define KEYSPOT_RECOGNIZER_SUPPRESSION_MS 1000
+#define KEYSPOT_RECOGNIZER_MINIMUM_COUNT 1
 
 /* The recognizer as configured, for keyspot_recognizer_init(). */
 static inline keyspot_recognizer_params keyspot_recognizer_config(void)
