@@ -27,6 +27,8 @@ from keyspot.recognizer import Recognizer, RecognizerParams, scores_from_int8, s
 # firmware/psoc6/source/main.c: the model runs after this many new frames
 # (5 hops of 20 ms: every 100 ms). tests/test_listen.py reads main.c's value.
 FRAMES_PER_INFERENCE = 5
+# A stream's frames, at most: times in ms stay far inside int32, as the board keeps them.
+MAX_FRAMES = 1 << 26   # 15 days at 20 ms
 
 
 class TFLiteModel:
@@ -144,7 +146,8 @@ class Listener:
         if (pending.ndim != 1 or len(pending) >= spec.window_samples + spec.hop_samples
                 or np.any((pending < -32768) | (pending > 32767))):
             raise ValueError("listener state: pending holds less than a frame and a hop of int16 samples")
-        if not isinstance(next_frame, int) or next_frame < 0 or not np.all(np.isfinite(history)):
+        if (not isinstance(next_frame, int) or isinstance(next_frame, bool) or not 0 <= next_frame < MAX_FRAMES
+                or not np.all(np.isfinite(history))):
             raise ValueError("listener state: next_frame is a frame index, history finite features")
         self.recognizer.restore(state.get("recognizer") or {})
         self._pending, self._next_frame, self._history = pending.astype(np.int16), next_frame, history

@@ -90,6 +90,12 @@ def test_listen_refuses_bad_pieces_in_one_line(listening):
     assert status == 400 and "int16" in answer["error"]
     status, answer = _listen(srv, [0] * 100, {"pending": [], "next_frame": -1})
     assert status == 400 and answer["error"].startswith("state: ") and '"state": null' in answer["error"]
+    # A recognizer ahead of the stream's frames: time would go backwards.
+    status, answer = _listen(srv, [0] * 16000, None)
+    ahead = {**answer["state"], "recognizer": {**answer["state"]["recognizer"], "last_time_ms": 10 ** 9,
+                                               "times": [10 ** 9], "scores": [[0] * len(LABELS)]}}
+    status, answer = _listen(srv, [0] * 16000, ahead)
+    assert status == 400 and "time going backwards" in answer["error"], answer
     # Still serving.
     assert _listen(srv, [0] * 16000, None)[0] == 200
 

@@ -61,7 +61,10 @@ def answer(body: bytes, content_type: str, spec: FeatureSpec, model, params: Rec
         except ValueError as err:
             raise RequestError(f"state: {err}; start again with \"state\": null") from None
     times, scores = listener.scores(pcm.astype(np.int16))
-    detections = listener.detections(times, scores)
+    try:
+        detections = listener.detections(times, scores)
+    except ValueError as err:   # a state whose recognizer is ahead of its frames
+        raise RequestError(f"state: {err}; start again with \"state\": null") from None
     return {"results": [{"time_ms": int(t), "scores": row.tolist()} for t, row in zip(times, scores, strict=True)],
             "detections": [{**d.as_dict(), "time_ms": d.time_ms} for d in detections],
             "state": listener.state()}
