@@ -251,6 +251,11 @@ class Calibrate:
     suppression_ms: tuple[int, ...] = setting((1000, 1500), allowed=NOT_NEGATIVE)
     threshold_step: int = setting(4, allowed=Range(1, 255))
 
+    def validate(self, key: str) -> None:
+        for name in ("average_window_ms", "minimum_count", "suppression_ms"):
+            if self.enabled and not getattr(self, name):
+                fail(f"{key}.{name}", "lists no value to try; give at least one, or set calibrate.enabled=false")
+
 
 @dataclass
 class Export:

@@ -302,6 +302,9 @@ BAD_VALUES = [
     ("dataset.sample_rate=0", "dataset.sample_rate: 0 is not allowed; it must be >= 8000"),
     ("export.recognizer.detection_threshold=300",
      "export.recognizer.detection_threshold: 300 is not allowed; it must be >= 0 and <= 255"),
+    ("calibrate.minimum_count=[]",
+     "calibrate.minimum_count: lists no value to try; give at least one, or set calibrate.enabled=false"),
+    ("streams.keyword_fraction=1.5", "streams.keyword_fraction: 1.5 is not allowed; it must be >= 0 and <= 1"),
     ("nosuchkey=1", "Could not override 'nosuchkey'"),
     # Refused by the schema while Hydra composes (keyspot/schema.py).
     ("train.epochs=ten", "Error merging override train.epochs=ten: Value 'ten' of type 'str' could not be "
