@@ -10,7 +10,6 @@ unseen engine's above all, stay unseen by every choice.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from keyspot import artifacts, streaming
@@ -45,16 +44,6 @@ def run(params, model_path: Path, spec_path: Path, streams_dir: Path, out_path: 
         chosen = base
     result["recognizer"] = {k: getattr(chosen, k) for k in FIELDS}
     artifacts.write_json(out_path, result)
-    _write_table(table_path, rows)
+    artifacts.write_text(table_path, streaming.csv_text(rows))
     return result
 
-
-def _write_table(path: Path, rows: list[dict]) -> None:
-    import io
-
-    text = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    artifacts.write_text(path, text.getvalue())

@@ -96,7 +96,6 @@ class Listener:
                  frames_per_inference: int = FRAMES_PER_INFERENCE):
         self.spec = spec
         self.model = model
-        self.params = params
         self.frames_per_inference = frames_per_inference
         self.recognizer = Recognizer(params, len(spec.labels))
         self._pending = np.zeros(0, np.int16)   # samples not yet in a computed frame

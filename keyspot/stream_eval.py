@@ -12,7 +12,6 @@ every false accept with what triggered it.
 
 from __future__ import annotations
 
-import csv
 import io
 from pathlib import Path
 
@@ -42,22 +41,14 @@ def run(params, model_path: Path, spec_path: Path, streams_dir: Path, generated_
         curves[s.split] = streaming.det_curve([s], board, spec.labels, DET_THRESHOLDS)
     with artifacts.staged_dir(out_dir) as tmp:
         for split, rows in curves.items():
-            artifacts.write_text(tmp / f"det_{split}.csv", _csv(rows))
-        artifacts.write_text(tmp / "false_accepts.csv", _csv(
+            artifacts.write_text(tmp / f"det_{split}.csv", streaming.csv_text(rows))
+        artifacts.write_text(tmp / "false_accepts.csv", streaming.csv_text(
             [dict(zip(("split", "time_s", "detected", "heard"), a, strict=True)) for a in accepts],
             ("split", "time_s", "detected", "heard")))
         artifacts.write_bytes(tmp / "det.png", plot_det(curves, board.detection_threshold))
     artifacts.write_json(metrics_path, metrics)
     _log(params, model_path, metrics, out_dir)
     return metrics
-
-
-def _csv(rows: list[dict], fields=None) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(fields or rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
 
 
 def plot_det(curves: dict[str, list[dict]], threshold: int) -> bytes:

@@ -13,7 +13,9 @@ need.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import itertools
 from collections.abc import Iterable
 
@@ -183,3 +185,15 @@ def score_streams(spec, model, params: RecognizerParams, streams_dir, splits: It
             pcm = audio.load_pcm(path, spec.sample_rate)
             out.append(score(Listener(spec, model, params), pcm, split, words))
     return out
+
+
+def csv_text(rows: list[dict], fields=None) -> str:
+    """Rows as CSV text with a header (fields, else the first row's keys); empty without either."""
+    fields = list(fields or (rows[0] if rows else ()))
+    if not fields:
+        return ""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
