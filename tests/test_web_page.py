@@ -8,6 +8,7 @@ the driver's path, so nothing is downloaded.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -149,9 +150,22 @@ def test_listen_to_the_microphone_shows_each_keyword_as_it_is_heard(page_server,
             "const c = document.getElementById('scores');"
             "return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v) => v !== 0);")
         assert drawn
+
+        # Stop while a piece is on its way: its late answer must not turn listening back on.
+        driver.execute_script(
+            "window.inFlight = 0; const send = window.fetch;"
+            "window.fetch = async (...args) => { window.inFlight++; try {"
+            "  const r = await send(...args); await new Promise((ok) => setTimeout(ok, 1500)); return r;"
+            "} finally { window.inFlight--; } };")
+        WebDriverWait(driver, 10).until(lambda d: d.execute_script("return window.inFlight") > 0)
+        shown = len(driver.find_elements(By.CSS_SELECTOR, "#detections li"))
         driver.find_element(By.ID, "listen").click()
-        WebDriverWait(driver, 10).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute(
-            "data-listening") == "off")
+        assert body.get_attribute("data-listening") == "off"
+        WebDriverWait(driver, 10).until(lambda d: d.execute_script("return window.inFlight") == 0)
+        time.sleep(1.0)   # the answer's own handlers run after the fetch settles
+        assert body.get_attribute("data-listening") == "off"
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#detections li")) == shown
+        assert driver.find_element(By.ID, "listen").text == "Listen" and driver.find_element(By.ID, "error").text == ""
     finally:
         driver.quit()
 

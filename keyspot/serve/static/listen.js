@@ -68,6 +68,11 @@ async function sendPiece() {
   const take = listening.samples.splice(0, listening.samples.length);
   if (take.length === 0) return;
   listening.busy = true;
+  // A piece answered after Stop (or after a new Listen) belongs to a session
+  // that is over: its answer is dropped, so it cannot mark the page as
+  // listening again or list a detection the user no longer asked for.
+  const session = listening.context;
+  const current = () => listening.on && listening.context === session;
   try {
     const pcm = toInt16(take, fromRate, info.sample_rate);
     const response = await fetch("/listen", {
@@ -75,6 +80,7 @@ async function sendPiece() {
       body: JSON.stringify({ pcm, sample_rate: info.sample_rate, state: listening.state }),
     });
     const answer = await response.json();
+    if (!current()) return;
     if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
     listening.state = answer.state;
     listening.results.push(...answer.results);
@@ -85,6 +91,7 @@ async function sendPiece() {
     lid("clock").textContent = `${(listening.results.length ? listening.results[listening.results.length - 1].time_ms / 1000 : 0).toFixed(1)} s heard`;
     document.body.dataset.listening = "on";
   } catch (err) {
+    if (!current()) return;
     stopListening();
     showError(`listening stopped: ${err.message}`);
   } finally {
