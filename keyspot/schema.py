@@ -187,7 +187,7 @@ class Augment:
 
 @dataclass
 class Train:
-    epochs: int = setting(40, allowed=AT_LEAST_ONE)       # at most; early stopping usually ends sooner
+    epochs: int = setting(18, allowed=AT_LEAST_ONE)       # at most; early stopping usually ends sooner
     # Stop after this many epochs without a better val accuracy (0: never).
     patience: int = setting(30, allowed=NOT_NEGATIVE)
     batch_size: int = setting(64, allowed=AT_LEAST_ONE)

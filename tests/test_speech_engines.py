@@ -66,7 +66,7 @@ def test_an_unknown_voice_is_named(voice, message):
 
 def test_rendered_clips_are_the_recorded_bytes(smoke_params, tmp_path):
     dataset = dataclasses.replace(
-        smoke_params.dataset, keywords=("left",), unknown_words=("lift",), espeak_accents=("en-us",),
+        smoke_params.dataset, keywords=("left",), unknown_words=("lift",), near_miss_words=(), espeak_accents=("en-us",),
         espeak_variants=("f3", "m2"), flite_voices=("slt",), pico_voices=("en-US",), held_out_engine="pico",
         takes_per_keyword=1, held_out_takes_per_keyword=1, unknown_per_voice=1, silence_per_voice=1,
         split_fractions={"val": 0.2, "test": 0.2}, workers=1,

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ def tiny(params, **changes):
     clips: a few seconds. No engine held out (see the test of that)."""
     values = dict(espeak_accents=ACCENTS, espeak_variants=VARIANTS, flite_voices=FLITE,
                   pico_voices=(), held_out_engine="",
-                  keywords=("yes", "no"), unknown_words=("bed", "cat", "dog"),
+                  keywords=("yes", "no"), unknown_words=("bed", "cat", "dog"), near_miss_words=(),
                   takes_per_keyword=1, unknown_per_voice=2, silence_per_voice=1,
                   gain_db_range=(-12.0, 0.0), split_fractions={"val": 0.2, "test": 0.2},
                   noise=dataclasses.replace(params.dataset.noise, kinds=synthetic.NOISE_KINDS,
@@ -126,6 +127,22 @@ def test_babble_is_spoken_by_training_speakers_only(params):
         tiny(params, noise=dataclasses.replace(dataset.noise, kinds=("white",))), params.seed, train)
 
 
+def test_every_voice_says_each_near_miss_as_often_as_asked(params):
+    dataset = tiny(params, near_miss_words=("nope", "yet"), near_miss_takes=2, unknown_per_voice=4)
+    clips = synthetic.plan(dataset, params.seed)
+    voices = {c.voice for c in clips}
+    near = [c for c in clips if c.word in dataset.near_miss_words]
+    assert {c.label for c in near} == {synthetic.UNKNOWN}
+    assert Counter((c.voice, c.word) for c in near) == {(v, w): 2 for v in voices for w in ("nope", "yet")}
+    # The other unknown words are still drawn, balanced, unknown_per_voice a voice.
+    drawn = [c for c in clips if c.label == synthetic.UNKNOWN and c.word not in dataset.near_miss_words]
+    assert Counter(c.voice for c in drawn) == {v: 4 for v in voices}
+    assert {c.word for c in drawn} == set(dataset.unknown_words)
+    assert len({c.path for c in clips}) == len(clips)
+    assert not [c for c in synthetic.plan(tiny(params, near_miss_words=("nope",), near_miss_takes=0), params.seed)
+                if c.word == "nope"]
+
+
 def test_kal16_is_kal_and_stays_in_its_split(params):
     dataset = tiny(params, flite_voices=("kal", "kal16", "slt", "awb", "rms"))
     clips = synthetic.plan(dataset, params.seed)
@@ -204,6 +221,10 @@ def test_voice_split_sizes(params):
     ("noise.babble_sentences", ("Please go home.",), r"noise\.babble_sentences\[0\]: says the keyword 'go'"),
     ("noise.babble_talkers", (4, 2), r"noise\.babble_talkers: \[4, 2\] is not \[low, high\]"),
     ("lead_silence_s_range", (-0.1, 0.2), r"lead_silence_s_range: must not be negative"),
+    ("near_miss_words", ("nope", "yes"), r"near_miss_words: yes also a keyword"),
+    ("near_miss_words", ("nope", "cat"), r"near_miss_words: cat also in unknown_words; list it once"),
+    ("near_miss_words", ("nope", "nope"), r"near_miss_words: lists a word twice"),
+    ("near_miss_takes", -1, r"near_miss_takes: must not be negative"),
 ])
 def test_bad_setting_is_a_clear_params_error(params, tmp_path, key, value, message):
     if key.startswith("noise."):
@@ -273,7 +294,7 @@ def test_stage_writes_data_raw(smoke_dict, tmp_path):
     data["dataset"].update(espeak_accents=list(ACCENTS), espeak_variants=list(VARIANTS),
                            flite_voices=list(FLITE), pico_voices=["en-US"], keywords=["yes", "no"],
                            takes_per_keyword=1, held_out_takes_per_keyword=2, unknown_per_voice=1,
-                           silence_per_voice=1)
+                           silence_per_voice=1, near_miss_takes=0)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
     result = _stage(tmp_path)
     assert result.returncode == 0, result.stderr

@@ -116,11 +116,15 @@ class SyntheticDataset:
     unknown_words: tuple[str, ...] = (
         "bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow",
         "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-        "learn", "follow", "forward", "backward", "visual", "yellow", "today", "number",
-        # Near misses of the keywords, so that the model learns to reject them.
-        # Not homophones ("know", "write"): they sound exactly like "no" and
-        # "right", so no model can reject them, and as `_unknown_` they only
-        # teach it to doubt the keyword.
+        "learn", "follow", "forward", "backward", "visual", "yellow", "today", "number")
+    # Near misses of the keywords, also `_unknown_`, so that the model learns
+    # to reject them. Every voice says each of them near_miss_takes times:
+    # drawn among the unknown words, each would be heard about fifteen times
+    # less often than the keyword it resembles, and a stream then fires on
+    # "let" and "town". Not homophones ("know", "write"): they sound exactly
+    # like "no" and "right", so no model can reject them, and as `_unknown_`
+    # they only teach it to doubt the keyword.
+    near_miss_words: tuple[str, ...] = (
         "lift", "nope", "dawn", "goal", "often", "yet", "cup", "town",
         "let", "bright", "own", "stock", "loft", "goat", "oak", "yell", "snow", "scoff")
     sample_rate: int = setting(16000, allowed=Range(8000, 384000))
@@ -152,9 +156,10 @@ class SyntheticDataset:
     # training or validation; "" uses every engine for train, val and test.
     held_out_engine: str = setting("pico", choices=("", "espeak", "flite", "pico"))
     held_out_takes_per_keyword: int = setting(24, allowed=Range(low=1))  # per held-out voice
-    # Size: clips per voice = keywords x takes + unknown + silence.
-    takes_per_keyword: int = setting(8, allowed=Range(low=1))
-    unknown_per_voice: int = setting(24, allowed=NOT_NEGATIVE)
+    # Size: clips per voice = keywords x takes + unknown + near misses x takes + silence.
+    takes_per_keyword: int = setting(16, allowed=Range(low=1))
+    unknown_per_voice: int = setting(32, allowed=NOT_NEGATIVE)   # drawn among unknown_words
+    near_miss_takes: int = setting(3, allowed=NOT_NEGATIVE)      # of each near-miss word
     silence_per_voice: int = setting(9, allowed=NOT_NEGATIVE)
     # Each take draws from these ranges.
     speed_range: tuple[float, float] = setting((0.75, 1.35), allowed=POSITIVE, ordered=True)  # relative speaking rate
@@ -256,6 +261,8 @@ def plan(dataset: SyntheticDataset, seed: int) -> list[Clip]:
             clips += [Clip(voice, keyword, keyword, t, split) for t in range(takes)]
         for t, word in enumerate(_unknown_words(dataset, seed, voice)):
             clips.append(Clip(voice, UNKNOWN, word, t, split))
+        for word in dataset.near_miss_words:
+            clips += [Clip(voice, UNKNOWN, word, t, split) for t in range(dataset.near_miss_takes)]
         clips += [Clip(voice, SILENCE, "", t, split) for t in range(dataset.silence_per_voice)]
     return clips
 
@@ -489,19 +496,25 @@ def check(dataset: SyntheticDataset) -> None:
     if said:
         raise ParamsError(f"dataset.context.words: {', '.join(said)} is a keyword; "
                           "a keyword's clip must say one keyword")
-    for key, words in (("keywords", dataset.keywords), ("unknown_words", dataset.unknown_words)):
+    for key, words in (("keywords", dataset.keywords), ("unknown_words", dataset.unknown_words),
+                       ("near_miss_words", dataset.near_miss_words)):
         for i, word in enumerate(words):
             if not _LABEL_RE.match(word):
                 raise ParamsError(f"dataset.{key}[{i}]: {word!r} must be one word of letters, "
                                   "digits, ' _ or -, not starting with _ (it names a folder)")
         if len(set(words)) != len(words):
             raise ParamsError(f"dataset.{key}: lists a word twice")
-    both = sorted(set(dataset.keywords) & set(dataset.unknown_words))
+    for key, words in (("unknown_words", dataset.unknown_words), ("near_miss_words", dataset.near_miss_words)):
+        both = sorted(set(dataset.keywords) & set(words))
+        if both:
+            raise ParamsError(f"dataset.{key}: {', '.join(both)} also a keyword")
+    # A word in both lists would name two clips alike (voice_word_take).
+    both = sorted(set(dataset.unknown_words) & set(dataset.near_miss_words))
     if both:
-        raise ParamsError(f"dataset.unknown_words: {', '.join(both)} also a keyword")
+        raise ParamsError(f"dataset.near_miss_words: {', '.join(both)} also in unknown_words; list it once")
     if dataset.unknown_per_voice and not dataset.unknown_words:
         raise ParamsError("dataset.unknown_words: empty, but unknown_per_voice is above 0")
-    for key in ("takes_per_keyword", "unknown_per_voice", "silence_per_voice", "workers"):
+    for key in ("takes_per_keyword", "unknown_per_voice", "near_miss_takes", "silence_per_voice", "workers"):
         if getattr(dataset, key) < 0:
             raise ParamsError(f"dataset.{key}: must not be negative")
     if dataset.takes_per_keyword < 1:
