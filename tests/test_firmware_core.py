@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from board_helpers import espeak_wav, write_test_clips
+from host_recognizer import build_keyspot_recognize
 
 from keyspot import audio, features
 from keyspot.export import ExportError, export, generate
@@ -453,20 +454,13 @@ LABELS_RECOGNIZER = ["1000", "200", "1500", "3", "0x3"]
 
 @pytest.fixture(scope="module")
 def recognize(tmp_path_factory):
-    if shutil.which("gcc") is None or shutil.which("make") is None:
-        pytest.skip("needs host gcc and make")
-    build = tmp_path_factory.mktemp("recognizer")
-    # Built against an empty folder: no generated recognizer_config.h, so its
-    # defaults are the program's own and every parameter comes from the test.
-    (build / "no-generated").mkdir()
-    _run(["make", "-s", "-C", CORE, f"BUILD={build}", f"GENERATED={build / 'no-generated'}",
-          f"{build}/keyspot_recognize"])
+    program = build_keyspot_recognize(tmp_path_factory.mktemp("recognizer"))
 
     def run(results, num_labels=NUM_LABELS, params=LABELS_RECOGNIZER, check=True):
         """params: window_ms threshold suppression_ms minimum_count ignore_mask; [] for the
         program's own defaults."""
         text = "".join(f"{t} " + " ".join(str(int(s)) for s in scores) + "\n" for t, scores in results)
-        args = [build / "keyspot_recognize", num_labels, *params]
+        args = [program, num_labels, *params]
         proc = subprocess.run([str(a) for a in args], input=text.encode(), capture_output=True)
         if check:
             assert proc.returncode == 0, proc.stderr.decode()

@@ -6,31 +6,22 @@ window holds), and every result, detection or not, is compared."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from host_recognizer import build_keyspot_recognize
 
 from keyspot import recognizer as rec
 from keyspot.export.c_model import DEFAULT_RECOGNIZER, recognizer_config_h
 from keyspot.recognizer import MAX_LABELS, MAX_RESULTS, Recognizer, RecognizerError, RecognizerParams
 
-REPO = Path(__file__).resolve().parents[1]
-CORE = REPO / "firmware" / "core"
-
 
 @pytest.fixture(scope="module")
 def c_recognizer(tmp_path_factory):
     """The host build of firmware/core/host/keyspot_recognize.c."""
-    if shutil.which("gcc") is None or shutil.which("make") is None:
-        pytest.skip("needs host gcc and make")
-    build = tmp_path_factory.mktemp("recognizer")
-    (build / "no-generated").mkdir()
-    subprocess.run(["make", "-s", "-C", str(CORE), f"BUILD={build}", f"GENERATED={build / 'no-generated'}",
-                    f"{build}/keyspot_recognize"], check=True, capture_output=True)
-    return build / "keyspot_recognize"
+    return build_keyspot_recognize(tmp_path_factory.mktemp("recognizer"))
 
 
 def run_c(program: Path, params: RecognizerParams, num_labels: int, times, scores) -> list[tuple]:
