@@ -16,9 +16,8 @@ from typing import BinaryIO
 
 import numpy as np
 import soundfile
-from scipy.signal import resample_poly
 
-from keyspot.errors import UserError
+from keyspot.errors import UserError, without_object_reprs
 
 
 class AudioError(UserError, ValueError):
@@ -119,7 +118,7 @@ def _decode(data: bytes, name: str) -> tuple[np.ndarray, int]:
     try:
         samples, rate = soundfile.read(stream, dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError) as err:
-        why = getattr(err, "error_string", None) or str(err)
+        why = without_object_reprs(getattr(err, "error_string", None) or str(err), name)
         raise AudioError(f"{name}: not readable audio ({why})") from None
     if samples.shape[0] == 0:
         raise AudioError(f"{name}: holds no samples")
@@ -136,6 +135,10 @@ def resample(samples: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
     """Polyphase resampling (exact ratio), float32 in and out."""
     if rate == target_rate:
         return samples.astype(np.float32, copy=False)
+    # Imported here: scipy.signal takes a second to import, most of what
+    # `keyspot predict --int8` would otherwise wait for at 16 kHz.
+    from scipy.signal import resample_poly
+
     g = gcd(rate, target_rate)
     return resample_poly(samples, target_rate // g, rate // g).astype(np.float32)
 

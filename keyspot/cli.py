@@ -1,4 +1,4 @@
-"""`keyspot` command line: predict, listen, compose, serve, deploy."""
+"""`keyspot` command line: predict, errors, listen, compose, serve, deploy."""
 
 from __future__ import annotations
 
@@ -41,6 +41,31 @@ def _predict(args) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     return 1 if failed else 0
+
+
+def _errors(args) -> int:
+    from keyspot import mistakes
+
+    try:
+        worst = mistakes.worst(mistakes.predictions_file(args.split, Path(args.eval_dir)), args.int8,
+                               args.label)[:args.top]
+        if args.json:
+            print(json.dumps([m.as_dict() for m in worst], indent=2))
+        else:
+            model = "int8" if args.int8 else "float"
+            print(f"{len(worst)} worst mistakes of the {model} model on {args.split} (most confident first)")
+            for rank, m in enumerate(worst, start=1):
+                print(f"{rank:3d}  {m.actual:>10} as {m.predicted:<10} {m.probability:.3f}  {m.speaker}  "
+                      f"{Path(args.raw) / m.path}")
+        if args.copy:
+            copies = mistakes.copy(worst, Path(args.raw), Path(args.copy))
+            print(f"copied {len(copies)} clips to {args.copy}", file=sys.stderr)
+        if args.play:
+            mistakes.play(worst, Path(args.raw))
+    except (mistakes.MistakesError, OSError) as err:
+        print(f"keyspot errors: error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 DEFAULT_GENERATED = "firmware/psoc6/source/generated"
@@ -170,9 +195,19 @@ def _deploy_delete(args) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("keyspot")
+    except PackageNotFoundError:   # run from a checkout that was never installed
+        return "unknown (not installed; run `make setup`)"
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = argparse.ArgumentParser(prog="keyspot", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"keyspot {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     predict = commands.add_parser("predict", help="label WAV files or folders of them")
@@ -182,6 +217,19 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--spec", default="data/features/spec.json", help="feature spec (default: %(default)s)")
     predict.add_argument("--json", action="store_true", help="machine-readable output")
     predict.set_defaults(func=_predict)
+
+    errs = commands.add_parser("errors", help="list the model's worst mistakes on a test split; play or "
+                               "copy their clips")
+    errs.add_argument("--split", default="test", choices=["test", "test_engine"], help="default: %(default)s")
+    errs.add_argument("--int8", action="store_true", help="the int8 model's mistakes (default: the float model's)")
+    errs.add_argument("--label", help="only clips of this label")
+    errs.add_argument("--top", type=int, default=20, help="how many (default: %(default)s)")
+    errs.add_argument("--copy", metavar="DIR", help="copy the clips here, named rank_actual_as_predicted_name")
+    errs.add_argument("--play", action="store_true", help="play them with sox's `play`")
+    errs.add_argument("--json", action="store_true", help="machine-readable output")
+    errs.add_argument("--eval-dir", default="reports/eval", help="default: %(default)s")
+    errs.add_argument("--raw", default="data/raw", help="the dataset folder (default: %(default)s)")
+    errs.set_defaults(func=_errors)
 
     lis = commands.add_parser("listen", help="find keywords in recordings of any length, or live on the "
                               "microphone, as the board would (frontend, model, recognizer)")

@@ -7,9 +7,10 @@
   rendered here with a seed of its own; any keyword there is a false alarm.
 
 Writes the DVC metrics file (accuracy and per-class recall, float and int8,
-for each split; the rate of keywords on quiet, per kind), the per-sample
-predictions DVC's `confusion` plot template reads, per-class tables and
-confusion-matrix PNGs, and logs them to the model's MLflow run.
+for each split; the rate of keywords on quiet, per kind), the per-clip
+predictions (path, speaker, each model's top label and probability: what
+DVC's `confusion` plot counts and `keyspot errors` lists), per-class tables
+and confusion-matrix PNGs, and logs them to the model's MLflow run.
 """
 
 from __future__ import annotations
@@ -102,9 +103,13 @@ def quiet_clips(spec: FeatureSpec, seed: int, per_kind: int = QUIET_PER_KIND) ->
 
 
 def split_metrics(y: np.ndarray, floats: np.ndarray, int8: np.ndarray | None, labels) -> tuple[dict, list[dict]]:
-    """A split's entry in metrics.json and its per-class table (float)."""
+    """A split's entry in metrics.json and its per-class table (float, and
+    int8 in columns of its own)."""
     matrix = confusion_matrix(y, floats, len(labels))
     table = per_class(matrix, labels)
+    if int8 is not None:
+        for row, row8 in zip(table, per_class(confusion_matrix(y, int8, len(labels)), labels), strict=True):
+            row.update({f"int8_{key}": row8[key] for key in ("precision", "recall", "f1")})
     entry = {"accuracy": round(float((floats == y).mean()), 6),
              "macro_f1": round(float(np.mean([r["f1"] for r in table])), 6),
              "examples": int(len(y))}
@@ -138,8 +143,36 @@ def quiet_metrics(kinds: list[str], floats: np.ndarray, int8: np.ndarray | None,
     return entry
 
 
+def prediction_rows(paths, speakers: dict[str, str], y: np.ndarray, floats: np.ndarray,
+                    int8: np.ndarray | None, labels) -> list[dict]:
+    """One row per clip: where it is (relative to data/raw), who said it, its
+    label, and each model's top label with that label's probability; the
+    rows `keyspot errors` lists and DVC's confusion plot counts."""
+    rows = []
+    for i, (path, actual) in enumerate(zip(paths, y, strict=True)):
+        top = int(floats[i].argmax())
+        row = {"path": str(path), "speaker": speakers.get(str(path), ""), "actual": labels[actual],
+               "predicted": labels[top], "probability": round(float(floats[i].max()), 4),
+               # the labels' places in the model's output: the confusion plot's order
+               "actual_id": int(actual), "predicted_id": top}
+        if int8 is not None:
+            row.update({"int8_predicted": labels[int(int8[i].argmax())],
+                        "int8_probability": round(float(int8[i].max()), 4)})
+        rows.append(row)
+    return rows
+
+
+def _speakers(raw_dir: Path | None) -> dict[str, str]:
+    """Each clip's speaker, by its path in data/raw/manifest.csv."""
+    if raw_dir is None:
+        return {}
+    from keyspot.data.manifest import read_manifest
+
+    return {row.path: row.speaker for row in read_manifest(Path(raw_dir) / "manifest.csv", check_files=False)}
+
+
 def run(params, model_path: Path, features_dir: Path, metrics_path: Path, eval_dir: Path,
-        int8_path: Path | None = None) -> dict:
+        int8_path: Path | None = None, raw_dir: Path | None = None) -> dict:
     cpu.pin_kernels()   # before the model's first matrix product
     import keras
 
@@ -152,32 +185,39 @@ def run(params, model_path: Path, features_dir: Path, metrics_path: Path, eval_d
     int8 = TFLiteRunner.reference(Path(int8_path).read_bytes()) if int8_path else None
     labels = spec.labels
 
-    def predict(x):
-        floats = model.predict(x, batch_size=256, verbose=0).argmax(axis=1)
-        return floats, (int8.outputs(x).argmax(axis=1) if int8 is not None else None)
+    def probabilities(x):
+        """Float and int8 probabilities (int8: dequantised outputs)."""
+        return model.predict(x, batch_size=256, verbose=0), (int8(x) if int8 is not None else None)
 
+    def top(p):
+        return None if p is None else p.argmax(axis=1)
+
+    speakers = _speakers(raw_dir)
     metrics, tables, predictions = {}, {}, {}
     for split in SPLITS:
         if split != "test" and not (features_dir / f"{split}.npz").exists():
             continue   # the dataset holds no engine out
         x, y = features.load_split(features_dir, split)
-        floats, quantized = predict(x)
-        metrics[split], tables[split] = split_metrics(y, floats, quantized, labels)
-        predictions[split] = (y, floats)
+        floats, quantized = probabilities(x)
+        metrics[split], tables[split] = split_metrics(y, top(floats), top(quantized), labels)
+        predictions[split] = prediction_rows(features.load_paths(features_dir, split), speakers, y, floats,
+                                             quantized, labels)
     pcm, kinds = quiet_clips(spec, params.seed)
-    floats, quantized = predict(features.compute(pcm, spec)[..., None])
-    metrics["quiet"] = quiet_metrics(kinds, floats, quantized, labels)
+    floats, quantized = probabilities(features.compute(pcm, spec)[..., None])
+    metrics["quiet"] = quiet_metrics(kinds, top(floats), top(quantized), labels)
     metrics["model"] = {"params": int(model.count_params()), "macs": models.count_macs(model)}
 
     eval_dir = Path(eval_dir)
     with artifacts.staged_dir(eval_dir) as tmp:
-        for split, (y, floats) in predictions.items():
+        for split, rows in predictions.items():
             # test keeps its plain names: DVC's confusion plot reads predictions.csv.
             prefix = "" if split == "test" else f"{split}_"
-            rows = [{"actual": labels[a], "predicted": labels[p]} for a, p in zip(y, floats, strict=True)]
             artifacts.write_text(tmp / f"{prefix}predictions.csv", _table_csv(rows))
             artifacts.write_text(tmp / f"{prefix}per_class.csv", _table_csv(tables[split]))
-            matrix = confusion_matrix(y, floats, len(labels))
+            label_id = {label: i for i, label in enumerate(labels)}
+            matrix = confusion_matrix(np.array([label_id[r["actual"]] for r in rows], dtype=np.int64),
+                                      np.array([label_id[r["predicted"]] for r in rows], dtype=np.int64),
+                                      len(labels))
             artifacts.write_bytes(tmp / f"{prefix}confusion.png", plot_confusion(
                 matrix, labels, f"{split} accuracy {metrics[split]['accuracy']:.3f}"))
     artifacts.write_json(metrics_path, metrics)

@@ -26,7 +26,12 @@ def expand(paths: list[str]) -> list[Path]:
 
 
 class Classifier:
-    """Features per the spec, then the Keras model or the int8 TFLite model."""
+    """Features per the spec, then the Keras model or a TFLite model.
+
+    A .tflite model runs on the LiteRT interpreter with TFLite's reference
+    kernels (the arithmetic TensorFlow Lite Micro uses on the board), so
+    `keyspot predict --int8` never imports TensorFlow and starts in well
+    under a second; only the Keras model needs TensorFlow."""
 
     def __init__(self, spec_path: Path, model_path: Path):
         self.spec = FeatureSpec.load(spec_path)
@@ -36,12 +41,13 @@ class Classifier:
         if self.model_path.suffix == ".tflite":
             from keyspot.tflite_runner import TFLiteRunner
 
-            self.runner = TFLiteRunner.reference(self.model_path.read_bytes())
+            self.runner = TFLiteRunner.litert(self.model_path.read_bytes(), reference_kernels=True)
+            self.runner.check_spec(self.spec)
             self.model = None
         else:
-            import keras
+            from keyspot.quiet_tf import quietly_import
 
-            self.model = keras.models.load_model(self.model_path)
+            self.model = quietly_import("keras").models.load_model(self.model_path)
 
     def probabilities(self, pcm: np.ndarray) -> np.ndarray:
         x = features.compute(pcm, self.spec)[..., None]

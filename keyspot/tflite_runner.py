@@ -9,9 +9,10 @@ rule the firmware's frontend applies), and its outputs come back either raw
 
 Two interpreters run it. `reference`: TensorFlow's TFLite interpreter with
 its reference kernels, the arithmetic TensorFlow Lite Micro uses, for
-quantize and predict. `litert`: the LiteRT interpreter (ai-edge-litert),
-which imports in a fraction of a second and without TensorFlow, for the
-server.
+quantize and evaluate. `litert`: the LiteRT interpreter (ai-edge-litert),
+which imports in a fraction of a second and without TensorFlow, for
+`keyspot predict` (with the same reference kernels), `keyspot listen` and
+the server.
 """
 
 from __future__ import annotations
@@ -64,11 +65,15 @@ class TFLiteRunner:
         return cls(reference_interpreter(model))
 
     @classmethod
-    def litert(cls, model: bytes, num_threads: int = 1) -> TFLiteRunner:
-        from ai_edge_litert.interpreter import Interpreter
+    def litert(cls, model: bytes, num_threads: int = 1, reference_kernels: bool = False) -> TFLiteRunner:
+        """reference_kernels: TFLite's reference kernels, as `reference` runs
+        them, instead of the optimised ones (XNNPACK)."""
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+        resolver = OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
         try:
-            interpreter = Interpreter(model_content=model, num_threads=num_threads)
+            interpreter = Interpreter(model_content=model, num_threads=num_threads,
+                                      experimental_op_resolver_type=resolver)
             interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:
             raise ModelError(f"not a TensorFlow Lite model: {err}") from None

@@ -1,5 +1,5 @@
 """evaluate stage: models/model.keras, models/model_int8.tflite + test features
--> reports/metrics.json, reports/eval."""
+(and data/raw/manifest.csv for each clip's speaker) -> reports/metrics.json, reports/eval."""
 
 from pathlib import Path
 
@@ -8,7 +8,8 @@ from keyspot import evaluate, params, stage
 
 def run():
     metrics = evaluate.run(params.load(), Path("models/model.keras"), Path("data/features"),
-                           Path("reports/metrics.json"), Path("reports/eval"), Path("models/model_int8.tflite"))
+                           Path("reports/metrics.json"), Path("reports/eval"), Path("models/model_int8.tflite"),
+                           Path("data/raw"))
     for split in evaluate.SPLITS:
         if split in metrics:
             m = metrics[split]

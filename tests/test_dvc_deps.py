@@ -28,6 +28,7 @@ NOT_OUTPUTS = {
     "keyspot/errors.py": "the base class of those failures",
     "keyspot/redact.py": "hides credentials in messages",
     "keyspot/tracking.py": "where runs are logged (MLflow)",
+    "keyspot/quiet_tf.py": "what TensorFlow prints on stderr while it loads",
     "keyspot/sagemaker_jobs": "where features and train run (backend: sagemaker)",
 }
 

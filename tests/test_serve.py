@@ -275,6 +275,19 @@ def test_bad_request_gets_4xx_json(server, name, body, content_type, status, mes
     got, answer = server.invoke(body, content_type)
     assert got == status, answer
     assert set(answer) == {"error"} and message in answer["error"]
+    assert " object at 0x" not in answer["error"]   # the request, never a Python object
+
+
+def test_a_decoder_message_about_a_stream_names_the_body(monkeypatch):
+    """libsndfile's errors name the stream it was given ("Error opening
+    <_io.BytesIO object at 0x...>"): the user reads "audio body" instead."""
+    def refuse(stream, **kwargs):
+        raise RuntimeError(f"Error opening {stream!r}: Format not recognised.")
+
+    monkeypatch.setattr(soundfile, "read", refuse)
+    with pytest.raises(audio.AudioError) as err:
+        audio.decode(b"RIFF....WAVEjunk")
+    assert str(err.value) == "audio body: not readable audio (Error opening audio body: Format not recognised.)"
 
 
 def test_bad_methods_paths_and_lengths(server):

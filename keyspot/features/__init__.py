@@ -267,6 +267,12 @@ def spec_from_params(features, sample_rate: int, clip_seconds: float,
     )
 
 
+def load_paths(features_dir: Path, split: str) -> np.ndarray:
+    """The clip paths of one split of data/features, relative to data/raw, in its order."""
+    with np.load(Path(features_dir) / f"{split}.npz", allow_pickle=False) as data:
+        return data["path"]
+
+
 def load_split(features_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """One split of data/features: the features with a channel axis, and the class ids."""
     path = Path(features_dir) / f"{split}.npz"

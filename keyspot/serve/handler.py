@@ -36,6 +36,7 @@ from collections.abc import Callable
 import numpy as np
 
 from keyspot import audio, features
+from keyspot.errors import without_object_reprs
 from keyspot.features import FeatureSpec
 
 WAV_TYPES = ("audio/wav", "audio/x-wav", "audio/wave")
@@ -100,7 +101,8 @@ def parse_request(body: bytes, content_type: str, spec: FeatureSpec, *,
         try:
             array = np.load(io.BytesIO(body), allow_pickle=False)
         except (ValueError, OSError, EOFError) as err:
-            raise RequestError(f"body is not a .npy array: {err}") from None
+            raise RequestError(f"body is not a .npy array: {without_object_reprs(str(err), 'the body')}") \
+                from None
         except MemoryError:   # a header that declares more than the body holds
             raise RequestError("body is not a .npy array: its header declares a shape the body "
                                "does not hold") from None
