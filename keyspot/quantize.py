@@ -144,7 +144,9 @@ def run(params, model_path: Path, saved_model_dir: Path, features_dir: Path,
                             if isinstance(v, (int, float)) and not isinstance(v, bool)})
         mlflow.log_artifact(str(tflite_path), "model")
         mlflow.set_tag(tracking.INT8_HASH_TAG, tracking.file_sha256(tflite_path))
-        version = tracking.register_model(mlflow, run, params)
+        info = tracking.log_model(mlflow, float_model, model_path, tflite_path, Path(features_dir) / "spec.json",
+                                  x_test[:1])
+        version = tracking.register_model(mlflow, run, params, info)
         print(f"quantize: registered {tracking.registered_model_name(params)} version {version}"
               + (f"; c-export points @{params.tracking.alias} at it" if params.tracking.alias else ""))
     return report

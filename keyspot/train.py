@@ -224,7 +224,10 @@ def run(params, features_dir: Path, models_dir: Path, reports_dir: Path,
             mlflow.log_metrics(_metrics(row), step=row["epoch"])
 
         def after_epoch(row: dict) -> None:
-            mlflow.log_metrics(_metrics(row), step=row["epoch"])
+            # The cosine schedule's rate where the next epoch starts, the one
+            # this epoch ended with: MLflow's curve of it beside the losses.
+            rate = float(model.optimizer.learning_rate)
+            mlflow.log_metrics({**_metrics(row), "learning_rate": rate}, step=row["epoch"])
             if checkpoint_dir is not None:
                 checkpoint.save(checkpoint_dir, key, model, state)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -25,6 +26,47 @@ os.environ["ONEDNN_MAX_CPU_ISA"] = "SSE41"
 _SPEECH_CACHE = tempfile.mkdtemp(prefix="keyspot-test-cache-")
 os.environ["KEYSPOT_CACHE"] = _SPEECH_CACHE
 atexit.register(shutil.rmtree, _SPEECH_CACHE, ignore_errors=True)
+
+
+# What running Python and pytest leave everywhere, and the PSoC 6 libraries
+# that the firmware tests fetch into firmware/mtb_shared as ModusToolbox
+# does (a dependency, like .venv, not an output): not changes a test made.
+_EXPECTED_LITTER = ("__pycache__/", ".pytest_cache/", ".ruff_cache/", "firmware/mtb_shared/")
+
+
+def checkout_state(root: Path = REPO) -> set[str] | None:
+    """`git status` of the checkout, ignored entries included (a test's
+    mlruns/ or dvc_plots/ is ignored, and still a change), less the expected
+    litter; None outside a git checkout."""
+    result = subprocess.run(["git", "status", "--porcelain=v1", "--ignored"], cwd=root,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        return None
+    return {line for line in result.stdout.splitlines()
+            if not any(line[3:] == litter or line[3:].endswith("/" + litter) for litter in _EXPECTED_LITTER)}
+
+
+def pytest_sessionstart(session):
+    session.config.stash[_STATE_BEFORE] = checkout_state()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The suite fails if the checkout's `git status` changed while it ran:
+    tests write only to temporary folders."""
+    before = session.config.stash.get(_STATE_BEFORE, None)
+    after = checkout_state()
+    if before is None or after is None or before == after:
+        return
+    changes = [f"  appeared: {line}" for line in sorted(after - before)]
+    changes += [f"  vanished: {line}" for line in sorted(before - after)]
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    message = "the test suite changed the checkout's git status:\n" + "\n".join(changes)
+    if reporter is not None:
+        reporter.write_line(message, red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_STATE_BEFORE = pytest.StashKey[set | None]()
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ param change touches, and `keyspot predict` on real and broken files.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from pathlib import Path
@@ -38,6 +39,17 @@ def test_outputs_follow_the_stage_contracts(pipeline):
         assert 0.0 <= entry["accuracy"] <= 1.0 and 0.0 <= entry["int8_accuracy"] <= 1.0
         assert set(entry["recall"]) == set(labels) and set(entry["recall"]["yes"]) == {"float", "int8"}
         assert (root / "reports/eval" / f"{'' if split == 'test' else split + '_'}confusion.png").is_file()
+        # Each clip's path, speaker and both models' top label: the errors one can list and hear.
+        with open(root / "reports/eval" / f"{'' if split == 'test' else split + '_'}predictions.csv") as f:
+            rows = list(csv.DictReader(f))
+        assert len(rows) == entry["examples"]
+        assert {"path", "speaker", "actual", "predicted", "probability", "int8_predicted",
+                "int8_probability"} <= set(rows[0])
+        assert all((root / "data/raw" / r["path"]).is_file() and r["speaker"] for r in rows)
+        int8_right = sum(r["actual"] == r["int8_predicted"] for r in rows) / len(rows)
+        assert int8_right == pytest.approx(entry["int8_accuracy"], abs=1e-6)
+    per_class = (root / "reports/eval/per_class.csv").read_text().splitlines()[0].split(",")
+    assert {"recall", "int8_recall", "int8_f1"} <= set(per_class)
     assert set(metrics["quiet"]["per_kind"]) == set(quiet.KINDS)
     assert 0.0 <= metrics["quiet"]["keyword_rate"] <= 1.0
     quant = json.loads((root / "reports/quantize.json").read_text())
@@ -136,7 +148,8 @@ def test_mlflow_run_has_params_metrics_and_tags(pipeline):
 
     local = mlflow.artifacts.download_artifacts(
         client.get_model_version_download_uri("keyspot-synthetic-ds_cnn_s", version.version), tracking_uri=uri)
-    assert hashlib.sha256((Path(local) / "model_int8.tflite").read_bytes()).hexdigest() == tagged
+    # The version is the LoggedModel: the pyfunc model, with the int8 model among its artifacts.
+    assert hashlib.sha256((Path(local) / "artifacts/model_int8.tflite").read_bytes()).hexdigest() == tagged
 
 
 def test_two_hydra_overrides_rerun_train_and_after_only(pipeline):
@@ -203,6 +216,17 @@ def test_predict_labels_good_files_and_names_bad_ones(pipeline, tmp_path):
     assert "Traceback" not in result.stderr
     int8 = _run(["keyspot", "predict", "--int8", str(good)], root, env)
     assert str(good) in int8.stdout
+
+
+def test_metrics_show_leads_with_the_headline_in_a_terminal(pipeline):
+    root, env = pipeline["root"], pipeline["env"]
+    shown = _run(["dvc", "metrics", "show"], root, {**env, "COLUMNS": "160"}).stdout
+    lines = shown.rstrip("\n").splitlines()
+    assert max(len(line) for line in lines) <= 160, shown
+    assert len(lines) == 2 and lines[1].startswith("reports/summary.json"), shown
+    for column in ("test.float", "test.int8", "engine.float", "engine.int8", "model_bytes", "arena_bytes",
+                   "stream.miss", "stream.fa_per_h"):
+        assert column in lines[0], shown
 
 
 def test_plots_show_and_diff(pipeline, tmp_path):
