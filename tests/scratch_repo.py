@@ -41,6 +41,10 @@ def build(repo: Path, root: Path, params: dict, tracking_uri: str | None = None)
             shutil.copy2(repo / name, root / name)
     # A lock file from another config would only be rewritten; start clean.
     (root / "dvc.lock").unlink(missing_ok=True)
+    # `make setup` writes the offline template of `dvc plots show` (ignored by git).
+    from keyspot import plots_offline
+
+    plots_offline.write_template(root, plots_offline.install(progress=False))
     write_params(params, root / "params.yaml")
 
     env = {**os.environ,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import types
@@ -84,7 +85,8 @@ def test_plot_tables(fetched):
     assert clips[0] == "split_label,split,label,clips" and len(clips) == 1 + 3 * 2
     assert sum(int(line.split(",")[-1]) for line in clips[1:]) == 22
     durations = (tmp / "reports/data/durations.csv").read_text().splitlines()
-    assert durations == ["duration,files", "06: 0.5-1 s,4", "07: 1-2 s,9", "08: 2-5 s,9"]
+    # The plot orders the bins by their number, so their names carry none.
+    assert durations == ["duration,files,order", "0.5-1 s,4,6", "1-2 s,9,7", "2-5 s,9,8"]
 
 
 def test_same_bytes_every_time(fetched, tmp_path):
@@ -105,21 +107,25 @@ def test_a_source_without_file_details(fetched, tmp_path):
     assert data["durations_s"] is None and data["sample_rates"] == {}
     assert [s["path"] for s in data["skipped"]] == ["a.wav", "b.wav"]
     assert data["clipped"]["clips"] == 1
-    assert (tmp_path / "data" / "durations.csv").read_text() == "duration,files\n"
+    assert (tmp_path / "data" / "durations.csv").read_text() == "duration,files,order\n"
 
 
-def test_dvc_reads_the_metrics_and_the_declared_plots(fetched, tmp_path):
-    """The plots dvc.yaml declares for the report render from these tables."""
+def test_dvc_reads_the_report_and_the_declared_plots(fetched, tmp_path):
+    """The plots dvc.yaml declares for the report render from these tables,
+    with keyspot's templates; the report's counters are an output of their
+    own, not headline metrics."""
     summary, dataset, tmp = fetched
     report.write(summary, dataset, tmp / "raw", tmp_path / "reports/data.json", tmp_path / "reports/data")
     declared = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    assert "reports/data.json" in declared["stages"]["fetch"]["metrics"]
+    assert "reports/data.json" in declared["stages"]["fetch"]["outs"]
+    assert all("reports/data.json" not in stage.get("metrics", []) for stage in declared["stages"].values())
     ours = [p for p in declared["plots"] if isinstance(p, dict)
             and any(str(f).startswith("reports/data/") for f in next(iter(p.values()))["y"])]
     assert len(ours) == 2
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"metrics": ["reports/data.json"], "plots": ours}))
     dvc = [sys.executable, "-m", "dvc"]
     subprocess.run([*dvc, "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    shutil.copytree(REPO / ".dvc/plots", tmp_path / ".dvc/plots")
     metrics = json.loads(subprocess.run([*dvc, "metrics", "show", "--json"], cwd=tmp_path, check=True,
                                         capture_output=True, text=True).stdout)
     assert metrics[""]["data"]["reports/data.json"]["data"]["clips"]["total"] == 22

@@ -95,7 +95,7 @@ def write(summary, dataset, raw_dir: Path, json_path: Path, plots_dir: Path) -> 
             [[f"{s}/{label}", s, label, by_split[s]]
              for s in present(report["clips"]) for label, by_split in report["clips_per_label"].items()]))
         sources = list(getattr(summary, "sources", None) or [])
-        (tmp / "durations.csv").write_text(_csv(["duration", "files"],
+        (tmp / "durations.csv").write_text(_csv(["duration", "files", "order"],
                                                 _histogram([s.seconds for s in sources])))
     return report
 
@@ -138,7 +138,8 @@ def _durations(sources, clip_seconds: float) -> dict | None:
 
 
 def _histogram(seconds: list[float]) -> list[list]:
-    """(bin label, files) from the first to the last non-empty bin; labels sort in order."""
+    """(bin label, files, bin number) from the first to the last non-empty
+    bin; the plot orders the bins by their number."""
     edges = np.array(DURATION_EDGES)
     counts = np.bincount(np.searchsorted(edges, seconds, side="right") - 1, minlength=len(edges))
     used = np.flatnonzero(counts)
@@ -148,7 +149,7 @@ def _histogram(seconds: list[float]) -> list[list]:
     for i in range(used[0], used[-1] + 1):
         name = (f"{edges[i]:g}-{edges[i + 1]:g} s" if i + 1 < len(edges)
                 else f"over {edges[i]:g} s")
-        out.append([f"{i:02d}: {name}", int(counts[i])])
+        out.append([name, int(counts[i]), int(i)])
     return out
 
 
