@@ -13,6 +13,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# numpy's kernels as every keyspot process pins them (keyspot/cpu.py), before
+# this process imports numpy: in-process results then equal the stages'.
+os.environ["OPENBLAS_CORETYPE"] = "Nehalem"
+os.environ["NPY_DISABLE_CPU_FEATURES"] = "X86_V3 X86_V4"
+
 # TensorFlow's start-up notes would fill every failing test's output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The stages pin oneDNN's kernels (keyspot/cpu.py) before their first matrix

@@ -85,22 +85,36 @@ def test_a_killed_training_leaves_the_previous_outputs(tiny_data, tmp_path, smok
     assert json.loads(after["summary"])["epochs_run"] == smoke_dict["train"]["epochs"]
 
 
+# What two machines' CPUs would make the libraries choose, were keyspot not
+# to pin them (keyspot/cpu.py): oneDNN's, OpenBLAS's and numpy's kernels.
+MACHINES = {
+    "sse4": {"ONEDNN_MAX_CPU_ISA": "SSE41", "OPENBLAS_CORETYPE": "Nehalem",
+             "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4"},
+    "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "OPENBLAS_CORETYPE": "Haswell", "NPY_DISABLE_CPU_FEATURES": ""},
+}
+
+
 @pytest.mark.slow
-def test_the_same_model_on_any_x86_64_instruction_set(tiny_data, tmp_path, smoke_dict):
-    """oneDNN's matrix products pick their kernels by the CPU: a machine
-    capped at SSE4.1 and one with AVX2 train the same bytes (keyspot.cpu
-    pins the kernels; without it these two runs differ)."""
+def test_the_same_features_and_model_on_any_x86_64_instruction_set(tiny_data, tmp_path, smoke_dict):
+    """The features stage and training, each in a process whose libraries
+    would pick SSE4 kernels and in one whose would pick AVX2 ones, give the
+    same bytes: keyspot.cpu pins oneDNN, OpenBLAS and numpy. Without the pins
+    both differ (the frontend's matrix products round otherwise)."""
     outputs = {}
-    for isa in ("SSE41", "AVX2"):
-        ws = _workspace(tmp_path / isa, tiny_data, {**smoke_dict, "train": {**smoke_dict["train"], "epochs": 2}},
+    for machine, settings in MACHINES.items():
+        ws = _workspace(tmp_path / machine, tiny_data, {**smoke_dict, "train": {**smoke_dict["train"], "epochs": 2}},
                         seed=3)
         write_params({**smoke_dict, "seed": 3}, ws / "params.yaml")
-        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / isa / 'mlflow.db'}",
-               "ONEDNN_MAX_CPU_ISA": isa}
-        done = subprocess.run([sys.executable, "stages/train.py"], cwd=ws, env=env, capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr[-2000:]
-        outputs[isa] = _outputs(ws)
-    assert outputs["SSE41"] == outputs["AVX2"]
+        shutil.rmtree(ws / "data" / "features")
+        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / machine / 'mlflow.db'}", **settings}
+        for stage in ("features", "train"):
+            done = subprocess.run([sys.executable, f"stages/{stage}.py"], cwd=ws, env=env, capture_output=True,
+                                  text=True)
+            assert done.returncode == 0, done.stderr[-2000:]
+        features = {p.name: p.read_bytes() for p in sorted((ws / "data" / "features").iterdir())}
+        outputs[machine] = (features, _outputs(ws))
+    assert outputs["sse4"][0] == outputs["avx2"][0], "the features differ"
+    assert outputs["sse4"][1] == outputs["avx2"][1], "the models differ"
 
 
 def test_a_resumed_training_gives_the_same_model(tiny_data, tmp_path, smoke_params, monkeypatch):
