@@ -224,7 +224,8 @@ def _clips_figure(clips_csv: Path):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    rows = list(csv.DictReader(open(clips_csv, newline="")))
+    with open(clips_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
     labels = list(dict.fromkeys(r["label"] for r in rows))
     splits = list(dict.fromkeys(r["split"] for r in rows))
     count = {(r["split"], r["label"]): int(r["clips"]) for r in rows}

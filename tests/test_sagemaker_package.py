@@ -93,7 +93,7 @@ def test_tarball_layout(model_dir, tmp_path):
     assert "saved_model.pb" in saved and "variables/variables.index" in saved
     assert names == sorted(["1", *(f"1/{p}" for p in saved),
                             "code", "code/inference.py", "code/requirements.txt", "code/spec.json",
-                            "code/keyspot", "code/keyspot/__init__.py", "code/keyspot/audio.py",
+                            "code/keyspot", "code/keyspot/__init__.py", "code/keyspot/audio.py", "code/keyspot/errors.py",
                             "code/keyspot/features", "code/keyspot/features/__init__.py", "code/keyspot/serve",
                             "code/keyspot/serve/__init__.py", "code/keyspot/serve/handler.py",
                             "code/keyspot/serve/tfserving.py"])
@@ -153,6 +153,8 @@ for body, content_type in json.loads(open(src).read()):
 open(dst, "w").write(json.dumps(results))
 print(json.dumps({"handler": sys.modules["keyspot.serve.handler"].__file__,
                   "features": sys.modules["keyspot.features"].__file__,
+                  "keyspot": sorted(m.__file__ for name, m in sys.modules.items()
+                                    if name.split(".")[0] == "keyspot" and getattr(m, "__file__", None)),
                   "tensorflow": "tensorflow" in sys.modules}))
 """
 
@@ -232,6 +234,10 @@ def test_container_round_trip_matches_keras(model_dir, extracted, tf_serving, sp
     # The extracted copy serves, not this checkout, and TensorFlow stays out of the handler.
     code = extracted / "code"
     assert Path(where["handler"]).is_relative_to(code) and Path(where["features"]).is_relative_to(code)
+    # Every keyspot module the handler imports is in the archive: the
+    # container has no keyspot installed (this process's environment does).
+    outside = [f for f in where["keyspot"] if not Path(f).is_relative_to(code)]
+    assert not outside, f"the archive lacks {outside}"
     assert where["tensorflow"] is False
     assert out["content_type"] == "application/json", out
     (request,) = tf_serving.requests

@@ -7,7 +7,7 @@ Layout (what the container expects under /opt/ml/model):
                          TensorFlow Serving as the model, the request path `keyspot serve` runs
     code/requirements.txt  numpy, scipy, soundfile, pinned for the container's Python
     code/spec.json       the feature spec the model was trained with
-    code/keyspot/        audio.py, features/__init__.py, serve/handler.py and serve/tfserving.py,
+    code/keyspot/        audio.py, errors.py, features/__init__.py, serve/handler.py and serve/tfserving.py,
                          copied from this checkout, so the container computes the features
                          training did and answers as the local server does
 
@@ -24,6 +24,7 @@ import tarfile
 from pathlib import Path
 
 import keyspot.audio
+import keyspot.errors
 import keyspot.features
 import keyspot.serve.handler
 import keyspot.serve.tfserving
@@ -79,6 +80,7 @@ def _entries(saved_model: Path, spec_path: Path) -> dict[str, bytes | None]:
         "spec.json": spec_path.read_bytes(),
         "keyspot/__init__.py": _INIT_PY.encode(),
         "keyspot/audio.py": Path(keyspot.audio.__file__).read_bytes(),
+        "keyspot/errors.py": Path(keyspot.errors.__file__).read_bytes(),   # audio's and handler's errors
         "keyspot/features/__init__.py": Path(keyspot.features.__file__).read_bytes(),
         "keyspot/serve/__init__.py": _INIT_PY.encode(),
         "keyspot/serve/handler.py": Path(keyspot.serve.handler.__file__).read_bytes(),
