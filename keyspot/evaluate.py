@@ -214,10 +214,8 @@ def run(params, model_path: Path, features_dir: Path, metrics_path: Path, eval_d
             prefix = "" if split == "test" else f"{split}_"
             artifacts.write_text(tmp / f"{prefix}predictions.csv", _table_csv(rows))
             artifacts.write_text(tmp / f"{prefix}per_class.csv", _table_csv(tables[split]))
-            label_id = {label: i for i, label in enumerate(labels)}
-            matrix = confusion_matrix(np.array([label_id[r["actual"]] for r in rows], dtype=np.int64),
-                                      np.array([label_id[r["predicted"]] for r in rows], dtype=np.int64),
-                                      len(labels))
+            matrix = confusion_matrix(np.array([r["actual_id"] for r in rows], dtype=np.int64),
+                                      np.array([r["predicted_id"] for r in rows], dtype=np.int64), len(labels))
             artifacts.write_bytes(tmp / f"{prefix}confusion.png", plot_confusion(
                 matrix, labels, f"{split} accuracy {metrics[split]['accuracy']:.3f}"))
     artifacts.write_json(metrics_path, metrics)
