@@ -3,9 +3,10 @@
 After stream-eval and c-export, everything about the model is known: what
 it is and what it was trained on (params, reports/data.json), how it scores
 per split and per class, float and int8 (reports/metrics.json,
-reports/eval/*predictions.csv), its size and arena (reports/quantize.json),
-the firmware it was exported to and the recognizer calibrated for it, and
-what it does on streams (reports/stream.json). This module writes:
+reports/eval/*predictions.csv), its size (reports/quantize.json), the
+firmware it was exported to, with the recognizer calibrated for it and the
+RAM it takes there (reports/firmware.json), and what it does on streams
+(reports/stream.json). This module writes:
 
 - reports/model_card.md: all of that for a reader, with the model's known
   weaknesses (worst classes, most frequent confusions); it goes to MLflow
@@ -29,6 +30,7 @@ from keyspot import artifacts
 
 WORST_CLASSES = 3
 TOP_CONFUSIONS = 5
+ENGINES = {"tflm": "TensorFlow Lite Micro", "c": "keyspot's C engine"}
 SPLIT_TITLES = {"test": "unseen speakers (`test`)", "test_engine": "unseen speech engine (`test_engine`)"}
 
 
@@ -48,15 +50,19 @@ def _load(path: Path) -> dict:
         raise FileNotFoundError(f"{path}: missing; run `dvc repro` up to the stage that writes it") from None
 
 
-def summary(metrics: dict, quantize: dict, stream: dict) -> dict:
+def summary(metrics: dict, firmware: dict, stream: dict) -> dict:
     """The headline figures, under short names: `dvc metrics show` prints one
-    column per key, and a user compares these."""
+    column per key, and a user compares these. Size and memory are the
+    board's: the model data in flash, the model's working memory (the tensor
+    arena, or the C engine's buffers) and the RAM of all of keyspot's
+    buffers on the board, that working memory included."""
     out = {"test": {"float": metrics["test"]["accuracy"], "int8": metrics["test"]["int8_accuracy"]}}
     if "test_engine" in metrics:
         out["engine"] = {"float": metrics["test_engine"]["accuracy"],
                          "int8": metrics["test_engine"]["int8_accuracy"]}
-    out["model_bytes"] = quantize["model_bytes"]
-    out["arena_bytes"] = quantize["tflm_arena_bytes"]
+    out["model_bytes"] = firmware["model_bytes"]
+    out["arena_bytes"] = firmware["model_ram_bytes"]
+    out["ram_bytes"] = firmware["ram_bytes"]
     if "test" in stream:
         out["stream"] = {"miss": stream["test"]["false_reject_rate"],
                          "fa_per_h": stream["test"]["false_accepts_per_hour"]}
@@ -74,7 +80,7 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
-def render(params, metrics: dict, quantize: dict, stream: dict, data: dict, eval_dir: Path,
+def render(params, metrics: dict, quantize: dict, firmware: dict, stream: dict, data: dict, eval_dir: Path,
            firmware_dir: Path, firmware_sha256: str, int8_sha256: str, registered_name: str) -> str:
     """The model card, Markdown."""
     labels = quantize["labels"]
@@ -137,10 +143,15 @@ def render(params, metrics: dict, quantize: dict, stream: dict, data: dict, eval
               f"- int8 model: {quantize['model_bytes']:,} bytes (sha256 `{int8_sha256}`).",
               f"- Tensor arena: {quantize['tflm_arena_bytes']:,} bytes (TensorFlow Lite Micro, measured "
               f"{quantize['tflm_arena_bytes_measured']:,} bytes).",
-              "- RAM and flash of the whole application: `make firmware` writes them to "
-              "`firmware/psoc6/build/size.json`.",
-              f"- Exported as C to `{firmware_dir}` (sha256 of its files `{firmware_sha256}`), with the "
-              "recognizer calibrated for it.",
+              f"- Exported as C to `{firmware_dir}` (sha256 of its files `{firmware_sha256}`) for "
+              f"{ENGINES.get(firmware['engine'], firmware['engine'])}, with the recognizer calibrated for it; "
+              f"the model data takes {firmware['model_bytes']:,} bytes of flash.",
+              f"- RAM on the board: {firmware['ram_bytes']:,} bytes for the model and its audio chain, "
+              "buffer by buffer:", "",
+              "| buffer | bytes | declared in |", "|---|---|---|"]
+    lines += [f"| {b['name']} | {b['bytes']:,} | `firmware/{b['source']}` |" for b in firmware["ram"]]
+    lines += ["", "The board libraries, the interpreter and the C runtime come on top: `make firmware` writes "
+              "the flash and RAM of the whole application to `firmware/psoc6/build/size.json`.",
               "", "## Known weaknesses", ""]
     for split in splits:
         recalls = sorted(((r["int8"], label) for label, r in metrics[split]["recall"].items()))[:WORST_CLASSES]
@@ -163,12 +174,13 @@ def run(params, reports: Path, firmware_dir: Path, int8_path: Path, card_path: P
         registered_name: str) -> tuple[str, dict]:
     reports = Path(reports)
     metrics, quantize = _load(reports / "metrics.json"), _load(reports / "quantize.json")
+    firmware = _load(reports / "firmware.json")
     stream, data = _load(reports / "stream.json"), _load(reports / "data.json")
     if not Path(firmware_dir).is_dir():
         raise FileNotFoundError(f"{firmware_dir}: missing; run `dvc repro c-export`")
-    card = render(params, metrics, quantize, stream, data, reports / "eval", Path(firmware_dir),
+    card = render(params, metrics, quantize, firmware, stream, data, reports / "eval", Path(firmware_dir),
                   folder_sha256(firmware_dir), hashlib.sha256(Path(int8_path).read_bytes()).hexdigest(), registered_name)
-    headline = summary(metrics, quantize, stream)
+    headline = summary(metrics, firmware, stream)
     artifacts.write_text(card_path, card)
     artifacts.write_json(summary_path, headline)
     return card, headline

@@ -10,6 +10,7 @@ break byte-reproducible outputs.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import subprocess
@@ -262,13 +263,21 @@ def log_model_card(params, tflite_path: Path | str, card_path: Path | str, summa
         return str(versions[0].version)
 
 
-def log_generated_sources(params, tflite_path: Path | str, out_dir: Path | str) -> str | None:
-    """Attach the generated C files to the run that made the int8 model, and
-    point `tracking.alias` at that run's registered version: only a model
-    whose firmware export succeeded becomes the candidate. Returns the
-    version the alias names (None: no alias, or no version of this run)."""
+def log_generated_sources(params, tflite_path: Path | str, out_dir: Path | str,
+                          firmware_report: Path | str | None = None) -> str | None:
+    """Attach the generated C files (and c-export's report of the model's
+    flash and the RAM on the board, as metrics too) to the run that made the
+    int8 model, and point `tracking.alias` at that run's registered version:
+    only a model whose firmware export succeeded becomes the candidate.
+    Returns the version the alias names (None: no alias, or no version of
+    this run)."""
     with model_run(params, tflite_path, tag=INT8_HASH_TAG, stage="c-export") as (mlflow, run):
         mlflow.log_artifacts(str(out_dir), "firmware")
+        if firmware_report is not None:
+            report = json.loads(Path(firmware_report).read_text())
+            mlflow.log_metrics({f"firmware_{key}": report[key]
+                                for key in ("model_bytes", "model_ram_bytes", "ram_bytes")})
+            mlflow.log_artifact(str(firmware_report), "firmware_report")
         if not params.tracking.alias:
             return None
         client = mlflow.MlflowClient()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from keyspot import model_card
+from keyspot.export import device_ram
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
 
@@ -30,6 +31,9 @@ def reports(tmp_path) -> Path:
     (root / "metrics.json").write_text(json.dumps(metrics))
     (root / "quantize.json").write_text(json.dumps({"labels": LABELS, "model_bytes": 5000,
                                                     "tflm_arena_bytes": 2048, "tflm_arena_bytes_measured": 2000}))
+    chain = [device_ram.Buffer("audio ring", "ring", "psoc6/source/audio_provider.c", 32000)]
+    (root / "firmware.json").write_text(json.dumps(
+        device_ram.report("tflm", 5000, device_ram.model_buffers("tflm", 2048), chain)))
     (root / "stream.json").write_text(json.dumps({
         "recognizer": {"average_window_ms": 500, "detection_threshold": 200, "minimum_count": 2,
                        "suppression_ms": 1000},
@@ -57,7 +61,7 @@ def _run(reports, smoke_params):
 def test_the_headline_holds_what_users_compare(reports, smoke_params):
     _, headline = _run(reports, smoke_params)
     assert headline == {"test": {"float": 0.9, "int8": 0.89}, "engine": {"float": 0.6, "int8": 0.58},
-                        "model_bytes": 5000, "arena_bytes": 2048, "stream": {"miss": 0.1, "fa_per_h": 1.5}}
+                        "model_bytes": 5000, "arena_bytes": 2048, "ram_bytes": 34048, "stream": {"miss": 0.1, "fa_per_h": 1.5}}
     assert json.loads((reports.parent / "out/summary.json").read_text()) == headline
 
 
@@ -70,6 +74,9 @@ def test_the_card_says_what_the_model_is_how_it_does_and_where_it_fails(reports,
     assert "| `no` | 0.70 | 0.69 | 0.50 | 0.49 |" in card
     assert "| test | 20.0 | 50 | 10.0% | 1.5 | 400 ms |" in card
     assert "5,000 bytes" in card and "2,048 bytes" in card
+    assert "RAM on the board: 34,048 bytes" in card
+    assert "| audio ring | 32,000 | `firmware/psoc6/source/audio_provider.c` |" in card
+    assert "| tensor arena | 2,048 | `firmware/psoc6/source/model_runner.cpp` |" in card
     assert model_card.folder_sha256(reports.parent / "generated") in card
     # Worst classes by int8 recall; confusions by count, then by name.
     assert "(int8 recall): `no` 0.69, `_unknown_` 0.89, `yes` 0.94." in card

@@ -135,8 +135,10 @@ def test_mlflow_run_has_params_metrics_and_tags(pipeline):
 
     logged = set(listed())
     for expected in ("evaluate/confusion.png", "model/model.keras", "model/model_int8.tflite",
-                     "firmware/model_data.c", "firmware/frontend_tables.c"):
+                     "firmware/model_data.c", "firmware/frontend_tables.c", "firmware_report/firmware.json"):
         assert expected in logged, sorted(logged)
+    board = json.loads((pipeline["root"] / "reports/firmware.json").read_text())
+    assert run.data.metrics["firmware_ram_bytes"] == board["ram_bytes"] > board["model_ram_bytes"] > 0
     # The alias points at the model exported last (other tests export other
     # models in this repo): only a model whose firmware export succeeded gets
     # it, so its run holds the generated C, and the registered version
@@ -225,7 +227,7 @@ def test_metrics_show_leads_with_the_headline_in_a_terminal(pipeline):
     assert max(len(line) for line in lines) <= 160, shown
     assert len(lines) == 2 and lines[1].startswith("reports/summary.json"), shown
     for column in ("test.float", "test.int8", "engine.float", "engine.int8", "model_bytes", "arena_bytes",
-                   "stream.miss", "stream.fa_per_h"):
+                   "ram_bytes", "stream.miss", "stream.fa_per_h"):
         assert column in lines[0], shown
 
 

@@ -16,6 +16,7 @@ import json
 import re
 import shutil
 import subprocess
+import types
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from board_helpers import arena_used, board_image_run, espeak_wav, write_test_cl
 from test_firmware_core import _predict
 
 from keyspot import audio
-from keyspot.export import export
+from keyspot.export import device_ram, export
 from keyspot.features import FeatureSpec
 from keyspot.tflite_runner import quantize_input
 
@@ -153,6 +154,51 @@ def _check_image(build: Path) -> tuple[set[str], dict]:
     return symbols, sizes
 
 
+def _static_sizes(build: Path) -> dict[tuple[str, str], int]:
+    """(object file name, symbol) -> size of each static-storage symbol the
+    objects compiled from firmware/ define; a function's statics lose their
+    numeric suffix, C++ names their namespace."""
+    out = {}
+    for obj in sorted((build / "obj").rglob("*.o")):
+        if "/firmware/psoc6/" not in obj.as_posix() and "/firmware/core/" not in obj.as_posix() \
+                and "/generated/" not in obj.as_posix():
+            continue
+        listing = _run(["arm-none-eabi-nm", "-C", "-S", "--defined-only", obj]).stdout
+        for line in listing.splitlines():
+            fields = line.split(" ", 3)
+            if len(fields) == 4 and fields[2] in "bBdD":
+                symbol = re.sub(r"\.\d+$", "", fields[3].rsplit("::", 1)[-1])
+                out[(obj.name, symbol)] = int(fields[1], 16)
+    return out
+
+
+def _check_ram(build: Path, sizes: dict, model: list[device_ram.Buffer], chain: list[device_ram.Buffer]):
+    """Each buffer device_ram counts is in the image at its size, and they
+    are all of the application's RAM but a little: the figure c-export
+    reports (reports/firmware.json, the model card, summary.json's
+    ram_bytes) is what the board holds."""
+    statics = _static_sizes(build)
+    for b in model + chain:
+        obj = Path(b.source).name + ".o"
+        assert statics.get((obj, b.symbol)) == b.bytes, (b, {k: v for k, v in statics.items() if k[0] == obj})
+    # The model's buffers are parts of their own (size_report.py); the chain's are the application's.
+    rest = sizes["parts"]["application"]["ram"] - sum(b.bytes for b in chain)
+    print(f"RAM: {sum(b.bytes for b in model + chain):,} bytes in keyspot's buffers; the rest of the application "
+          f"{rest:,}; the image {sizes['ram_bytes']:,}")
+    # What is left: TFLite Micro's interpreter and op resolver objects, the
+    # HAL's PDM and clock objects, a few counters.
+    assert 0 <= rest < 1024, rest
+
+
+def _committed_chain() -> list[device_ram.Buffer]:
+    """device_ram.chain_buffers for the committed generated folder, whose
+    feature spec (data/features/spec.json) a clone does not have."""
+    defines = dict(re.findall(r"#define (KEYSPOT_\w+)\s+(\d+)\s*$", (GENERATED / "feature_config.h").read_text(), re.M))
+    spec = types.SimpleNamespace(**{key: int(defines["KEYSPOT_" + key.upper()]) for key in (
+        "sample_rate", "window_samples", "fft_size", "mel_bins", "num_frames", "num_coefficients")})
+    return device_ram.chain_buffers(spec)
+
+
 @pytest.mark.slow
 def test_firmware_links_with_tflite_micro_and_cmsis_nn(psoc6_libs, tmp_path):
     """The committed generated folder (export.engine=tflm), as `make firmware` builds it."""
@@ -168,6 +214,7 @@ def test_firmware_links_with_tflite_micro_and_cmsis_nn(psoc6_libs, tmp_path):
     assert parts["TFLite Micro + CMSIS-NN"]["flash"] > 10_000
     arena = int(re.search(r"KEYSPOT_TENSOR_ARENA_BYTES (\d+)", (GENERATED / "model_settings.h").read_text())[1])
     assert parts["tensor arena"]["ram"] == arena
+    _check_ram(tmp_path / "build", sizes, device_ram.model_buffers("tflm", arena), _committed_chain())
 
 
 @pytest.mark.slow
@@ -176,11 +223,17 @@ def test_firmware_links_with_the_c_engine(psoc6_libs, pipeline, tmp_path):
     root = pipeline["root"]
     generated = tmp_path / "generated"
     export(root / "models/model_int8.tflite", root / "data/features/spec.json", root / "reports/quantize.json",
-           generated, engine="c")
+           generated, engine="c", firmware_report=tmp_path / "firmware.json")
     symbols, sizes = _check_image(_build(tmp_path / "build", generated))
     assert "keyspot_engine_invoke" in symbols
     assert not [s for s in symbols if s.startswith("tflite::")]
     assert "TFLite Micro + CMSIS-NN" not in sizes["parts"] and sizes["parts"]["engine buffers"]["ram"] > 0
+    report = json.loads((tmp_path / "firmware.json").read_text())
+    buffers = [device_ram.Buffer(**b) for b in report["ram"]]
+    model = [b for b in buffers if b.symbol.startswith("g_engine_")]
+    assert report["engine"] == "c" and report["ram_bytes"] == sum(b.bytes for b in buffers)
+    assert report["model_ram_bytes"] == sum(b.bytes for b in model) == sizes["parts"]["engine buffers"]["ram"]
+    _check_ram(tmp_path / "build", sizes, model, [b for b in buffers if b not in model])
 
 
 # ---------------------------------------------------------------- TFLite Micro on a Cortex-M4F

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from keyspot import artifacts
 from keyspot.errors import UserError
-from keyspot.export import c_engine, frontend_tables
+from keyspot.export import c_engine, device_ram, frontend_tables
 from keyspot.export.c_text import NonFiniteFloat, c_float, c_string, rows
 from keyspot.export.tflite_model import ModelFileError, ModelInfo, inspect, resolver_method
 from keyspot.features import FeatureSpec
@@ -272,6 +272,14 @@ def generate(model: bytes, spec: FeatureSpec, report: dict, comment: str,
     "tflm" (the flatbuffer and an op resolver for TFLite Micro) or "c" (the
     model as C for keyspot's engine, c_engine.py); `recognizer` is
     export.recognizer."""
+    return _generate_with_ram(model, spec, report, comment, names, engine, recognizer)[0]
+
+
+def _generate_with_ram(model: bytes, spec: FeatureSpec, report: dict, comment: str,
+                       names: dict[str, str] | None, engine: str,
+                       recognizer: Recognizer) -> tuple[dict[str, str], list[device_ram.Buffer], int]:
+    """generate(), the buffers the model needs on the board (device_ram) and
+    the flash bytes of its data."""
     names = {"model": "model", "spec": "spec", "report": "report", **(names or {})}
     try:
         return _generate(model, spec, report, comment, names, engine, recognizer)
@@ -280,7 +288,7 @@ def generate(model: bytes, spec: FeatureSpec, report: dict, comment: str,
 
 
 def _generate(model: bytes, spec: FeatureSpec, report: dict, comment: str, names: dict[str, str],
-              engine: str, recognizer: Recognizer) -> dict[str, str]:
+              engine: str, recognizer: Recognizer) -> tuple[dict[str, str], list[device_ram.Buffer], int]:
     try:
         info = inspect(model)
     except ModelFileError as err:
@@ -299,7 +307,10 @@ def _generate(model: bytes, spec: FeatureSpec, report: dict, comment: str, names
         **tables,
     }
     if engine == "c":
-        return {**_c_engine_files(model, comment, names["model"], info, spec, arena), **common}
+        files, summary = _c_engine_files(model, comment, names["model"], info, spec, arena)
+        return {**files, **common}, device_ram.model_buffers(
+            "c", arena, engine_buffers=summary.buffer_bytes, engine_scratch=summary.scratch_bytes), \
+            summary.constant_bytes
     if engine != "tflm":
         raise ExportError(f"export.engine: {engine!r} is neither 'tflm' nor 'c'")
     return {
@@ -308,18 +319,18 @@ def _generate(model: bytes, spec: FeatureSpec, report: dict, comment: str, names
         "model_settings.h": model_settings_h(comment, info, len(spec.labels), arena),
         "op_resolver.h": op_resolver_h(comment, info.ops),
         **common,
-    }
+    }, device_ram.model_buffers("tflm", arena), len(model)
 
 
 def _c_engine_files(model: bytes, comment: str, model_name: str, info: ModelInfo,
-                    spec: FeatureSpec, arena: int) -> dict[str, str]:
-    """engine_model.c/.h and model_settings.h for export.engine=c."""
+                    spec: FeatureSpec, arena: int) -> tuple[dict[str, str], c_engine.EngineSummary]:
+    """engine_model.c/.h and model_settings.h for export.engine=c, and what they hold."""
     try:
         files, summary = c_engine.generate(model, comment)
     except c_engine.UnsupportedModel as err:
         raise ExportError(f"{model_name}: {err}") from None
     settings = model_settings_h(comment, info, len(spec.labels), arena, runtime=c_engine.settings_block(summary))
-    return {**files, "model_settings.h": settings}
+    return {**files, "model_settings.h": settings}, summary
 
 
 def check_out_dir(out_dir: Path) -> None:
@@ -361,8 +372,12 @@ def _read(path: Path) -> bytes:
 
 def export(model_path: Path | str, spec_path: Path | str, report_path: Path | str,
            out_dir: Path | str, engine: str = "tflm",
-           recognizer: Recognizer = DEFAULT_RECOGNIZER) -> dict[str, str]:
-    """Generate the C sources from the three inputs into `out_dir`; return them."""
+           recognizer: Recognizer = DEFAULT_RECOGNIZER,
+           firmware_report: Path | str | None = None) -> dict[str, str]:
+    """Generate the C sources from the three inputs into `out_dir`; return
+    them. With `firmware_report`, also write there the engine, the model's
+    flash bytes and the RAM its buffers and the audio chain's take on the
+    board (device_ram.report), once the folder is in place."""
     model_path, spec_path, report_path = Path(model_path), Path(spec_path), Path(report_path)
     check_out_dir(Path(out_dir))
     model, spec_bytes, report_bytes = _read(model_path), _read(spec_path), _read(report_path)
@@ -375,6 +390,9 @@ def export(model_path: Path | str, spec_path: Path | str, report_path: Path | st
         raise ExportError(f"{report_path}: expected a JSON object; rerun `dvc repro quantize`")
     comment = header_comment({model_path.as_posix(): model, spec_path.as_posix(): spec_bytes})
     names = {"model": str(model_path), "spec": str(spec_path), "report": str(report_path)}
-    files = generate(model, spec, report, comment, names, engine, recognizer)
+    files, model_ram, model_flash = _generate_with_ram(model, spec, report, comment, names, engine, recognizer)
     write_folder(files, Path(out_dir))
+    if firmware_report is not None:
+        artifacts.write_json(firmware_report, device_ram.report(
+            engine, model_flash, model_ram, device_ram.chain_buffers(spec)))
     return files
