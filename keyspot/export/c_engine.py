@@ -233,6 +233,12 @@ def _describe(layer: Layer) -> str:
     return text
 
 
+def declared_bytes(size: int) -> int:
+    """An activation buffer's size as engine_model.h declares it: C has no
+    empty arrays."""
+    return max(size, 1)
+
+
 def engine_model_h(comment: str, p: Plan, layers: int) -> str:
     guard = "KEYSPOT_ENGINE_MODEL_H_"
     return (f"{comment}#ifndef {guard}\n#define {guard}\n\n"
@@ -240,8 +246,8 @@ def engine_model_h(comment: str, p: Plan, layers: int) -> str:
             "/* The two activation buffers, planned at export: the input starts in A,\n"
             "   every kernel reads one buffer and writes the other, or the same one\n"
             "   where it runs in place. */\n"
-            f"#define KEYSPOT_ENGINE_BUFFER_A_BYTES {max(p.sizes[0], 1)}\n"
-            f"#define KEYSPOT_ENGINE_BUFFER_B_BYTES {max(p.sizes[1], 1)}\n"
+            f"#define KEYSPOT_ENGINE_BUFFER_A_BYTES {declared_bytes(p.sizes[0])}\n"
+            f"#define KEYSPOT_ENGINE_BUFFER_B_BYTES {declared_bytes(p.sizes[1])}\n"
             "/* The convolutions' working memory, int32 words (0: none needs any). */\n"
             f"#define KEYSPOT_ENGINE_SCRATCH_BYTES {p.scratch}\n\n"
             "/* Kernel calls per inference. */\n"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from keyspot.export import c_engine
 from keyspot.features import FeatureSpec
 
 # firmware/psoc6/source/audio_provider.c: the PDM/PCM driver fills one of two
@@ -72,9 +73,8 @@ def model_buffers(engine: str, arena_bytes: int, engine_buffers: tuple[int, int]
     if engine == "tflm":
         return [Buffer("tensor arena", "tensor_arena", "psoc6/source/model_runner.cpp", arena_bytes)]
     generated = "psoc6/source/generated/engine_model.c"
-    # engine_model.h sizes an empty buffer as one byte: C has no empty arrays.
-    out = [Buffer("engine buffer A", "g_engine_buffer_a", generated, max(engine_buffers[0], 1)),
-           Buffer("engine buffer B", "g_engine_buffer_b", generated, max(engine_buffers[1], 1))]
+    out = [Buffer("engine buffer A", "g_engine_buffer_a", generated, c_engine.declared_bytes(engine_buffers[0])),
+           Buffer("engine buffer B", "g_engine_buffer_b", generated, c_engine.declared_bytes(engine_buffers[1]))]
     if engine_scratch:
         out.append(Buffer("engine scratch", "g_engine_scratch", generated, engine_scratch))
     return out
