@@ -1,7 +1,8 @@
 """The speech engines keyspot pins: the same samples on every machine.
 
-The md5s below were recorded with requirements.lock's espeakng-loader and
-ttspico and keyspot.data.tts.install's flite.wasm. Another Debian release, a
+The md5s below were recorded with requirements.lock's espeakng-loader,
+ttspico, piper-tts, onnxruntime and Piper voice packages, and
+keyspot.data.tts.install's flite.wasm. Another Debian release, a
 distribution espeak-ng or flite, or none at all, must not change them; a
 new pin of an engine does, and then changes the default dataset: record
 them again (and run `dvc repro`) in the same change.
@@ -23,13 +24,16 @@ TAKES = {
     ("flite:kal16", "off!", 1.1, 40.0): (16000, 8789, "8bcce789356ed377f0144af40c980a91"),
     ("pico:en-US", "right,", 1.0, 50.0): (16000, 9216, "d9bd36eaf0f57f7e395d7218b38c918c"),
     ("pico:en-GB", "down.", 0.8, 70.0): (16000, 21056, "74effd52875960f4349cbda99c368fe3"),
+    ("piper:en_US-joe-medium", "go?", 1.0, 50.0): (22050, 10752, "8e2826ea3c9c0cc98768d56a7b49a5c4"),
+    ("piper:en_US-joe-medium", "turn it off.", 0.85, 30.0): (22050, 20782, "44eac223e075eed14882e0257c28f918"),
 }
 
 # Clips of the dataset, every step on: speech, context, room, babble, microphone.
 CLIPS = {
     "clips/left/espeak-ng-f3_left_0.wav": "5564db86bdbfabe0f041d45479501dc4",
-    "clips/left/flite-slt_left_0.wav": "826973c5fd4d1f674a4e1e98b3ac3071",
+    "clips/left/flite-slt_left_0.wav": "a34bb2b9ac1ed56bbd8b4d71ed72a83f",
     "clips/left/pico-en-US_left_0.wav": "179442320b71a11ec3491eadfc7229d9",
+    "clips/left/piper-en-US-joe-medium_left_0.wav": "0caaa7b77d7f73a5c0a171b85138a8f7",
     "clips/_silence_/espeak-ng-f3_silence_0.wav": "0dea4ecd6dea30e60719a928e1adf103",
 }
 
@@ -47,7 +51,8 @@ def test_each_engine_speaks_the_recorded_samples(take):
 
 
 def test_what_was_said_before_changes_nothing():
-    """espeak-ng and Pico keep state between utterances; keyspot starts each from the same."""
+    """espeak-ng and Pico keep state between utterances, and Piper's model draws
+    from a noise generator; keyspot starts each utterance from the same."""
     first = {t: _md5(tts.synthesize(tts.parse_voice(t[0]), *t[1:])[0]) for t in TAKES}
     for t in reversed(list(TAKES)):
         assert _md5(tts.synthesize(tts.parse_voice(t[0]), *t[1:])[0]) == first[t]
@@ -58,6 +63,7 @@ def test_what_was_said_before_changes_nothing():
     ("espeak:en+nope", "espeak-ng has no variant 'nope'"),
     ("flite:nope", "flite has no voice 'nope'; it has kal, "),
     ("pico:en-AU", "SVOX Pico has no voice 'en-AU'; it has en-US, en-GB"),
+    ("piper:en_US-amy-low", "Piper has no pinned voice 'en_US-amy-low'; it has en_US-joe-medium"),
 ])
 def test_an_unknown_voice_is_named(voice, message):
     with pytest.raises(ValueError, match=message):
@@ -67,7 +73,8 @@ def test_an_unknown_voice_is_named(voice, message):
 def test_rendered_clips_are_the_recorded_bytes(smoke_params, tmp_path):
     dataset = dataclasses.replace(
         smoke_params.dataset, keywords=("left",), unknown_words=("lift",), near_miss_words=(), espeak_accents=("en-us",),
-        espeak_variants=("f3", "m2"), flite_voices=("slt",), pico_voices=("en-US",), held_out_engine="pico",
+        espeak_variants=("f3", "m2"), flite_voices=("slt",), pico_voices=("en-US",),
+        piper_voices=("en_US-joe-medium",), held_out_engine="pico",
         takes_per_keyword=1, held_out_takes_per_keyword=1, unknown_per_voice=1, silence_per_voice=1,
         split_fractions={"val": 0.2, "test": 0.2}, workers=1,
         context=dataclasses.replace(smoke_params.dataset.context, prob=1.0),

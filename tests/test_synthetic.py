@@ -36,7 +36,7 @@ def tiny(params, **changes):
     8 kHz), every noise kind with babble, rooms, microphones and context, 30
     clips: a few seconds. No engine held out (see the test of that)."""
     values = dict(espeak_accents=ACCENTS, espeak_variants=VARIANTS, flite_voices=FLITE,
-                  pico_voices=(), held_out_engine="",
+                  pico_voices=(), piper_voices=(), held_out_engine="",
                   keywords=("yes", "no"), unknown_words=("bed", "cat", "dog"), near_miss_words=(),
                   takes_per_keyword=1, unknown_per_voice=2, silence_per_voice=1,
                   gain_db_range=(-12.0, 0.0), split_fractions={"val": 0.2, "test": 0.2},
@@ -211,6 +211,16 @@ def test_voice_split_sizes(params):
         synthetic.split_voices(voices[:4], {"val": 0.4, "test": 0.4}, params.seed)
 
 
+def test_a_new_voice_leaves_the_others_in_their_splits(params):
+    voices = [f"espeak:v{i}" for i in range(40)]
+    fractions = {"val": 0.15, "test": 0.2}
+    before = synthetic.split_voices(voices, fractions, params.seed)
+    for new in ("piper:a", "piper:b", "flite:c", "espeak:zz"):
+        after = synthetic.split_voices([*voices, new], fractions, params.seed)
+        moved = [v for v in voices if after[v] != before[v]]
+        assert len(moved) <= 2   # at most the neighbour of each boundary
+
+
 @pytest.mark.parametrize("key, value, message", [
     ("espeak_accents", ("en-us", "xx-nope"), r"espeak_accents\[1\]: espeak-ng has no voice 'xx-nope'"),
     ("espeak_variants", ("f3", "m2", "nope"), r"espeak_variants\[2\]: espeak-ng has no variant 'nope'"),
@@ -298,13 +308,14 @@ def test_stage_writes_data_raw(smoke_dict, tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
     result = _stage(tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("fetch: 30 clips")   # 6 voices x 4, Pico 2 x 2 + 2
+    assert result.stdout.startswith("fetch: 34 clips")   # 7 voices (Piper's too) x 4, Pico 2 x 2 + 2
     rows = read_manifest(tmp_path / "data" / "raw" / "manifest.csv")
-    assert len(rows) == 30 and {r.split for r in rows if r.speaker == "pico:en-US"} == {HELD_OUT_ENGINE}
+    assert len(rows) == 34 and {r.split for r in rows if r.speaker == "pico:en-US"} == {HELD_OUT_ENGINE}
+    assert len([r for r in rows if r.speaker == "piper:en_US-joe-medium"]) == 4
     report = json.loads((tmp_path / "reports" / "data.json").read_text())
-    assert report["clips"]["total"] == 30 and report["clips"][HELD_OUT_ENGINE] == 6
+    assert report["clips"]["total"] == 34 and report["clips"][HELD_OUT_ENGINE] == 6
     assert report["skipped"] == []
-    # espeak-ng speaks at 22.05 kHz, flite's slt and Pico at 16 kHz, kal at 8 kHz
+    # espeak-ng and Piper speak at 22.05 kHz, flite's slt and Pico at 16 kHz, kal at 8 kHz
     assert set(report["sample_rates"]) == {"22050", "16000", "8000"}
 
 

@@ -1,11 +1,12 @@
-"""The default, offline dataset: keywords spoken by three speech engines,
+"""The default, offline dataset: keywords spoken by four speech engines,
 in rooms, through microphones, over the backgrounds of real places.
 
 Engines (keyspot.data.tts, all pinned by the project, none from the
 distribution): espeak-ng variants, each a voice that speaks each take in an
-accent drawn from `espeak_accents`; flite voices; SVOX Pico voices. One
-whole engine (`held_out_engine`, Pico by default) is never used in training
-or validation: its clips are the `test_engine` split, the unseen-engine test.
+accent drawn from `espeak_accents`; flite voices; SVOX Pico voices; Piper's
+neural voices. One whole engine (`held_out_engine`, Pico by default) is
+never used in training or validation: its clips are the `test_engine` split,
+the unseen-engine test.
 
 Each take draws its speed, pitch, volume, intonation (a final `.`, `?`, `!`
 or `,`), leading silence and background (white, pink or brown noise, or
@@ -26,12 +27,14 @@ not on the order in which the workers finish. Spoken takes are cached
 synthesise the speech again.
 
 Splits are by speaker (the voice; kal16 is kal at another rate), so a model
-is always tested on voices it never heard, not even in the babble.
+is always tested on voices it never heard, not even in the babble. Adding a
+voice leaves the other speakers in their splits (split_voices).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 import sys
@@ -152,9 +155,12 @@ class SyntheticDataset:
         "robert", "klatt5", "klatt6", "sandro", "travis", "victor", "Storm")
     flite_voices: tuple[str, ...] = ("kal", "kal16", "awb", "rms", "slt")
     pico_voices: tuple[str, ...] = ("en-US", "en-GB")   # SVOX Pico's English voices
+    # Piper's neural voices, each from a pinned package that carries its model
+    # (keyspot/data/tts/piper.py).
+    piper_voices: tuple[str, ...] = ("en_US-joe-medium",)
     # Every voice of this engine is the test_engine split, never heard in
     # training or validation; "" uses every engine for train, val and test.
-    held_out_engine: str = setting("pico", choices=("", "espeak", "flite", "pico"))
+    held_out_engine: str = setting("pico", choices=("", "espeak", "flite", "pico", "piper"))
     held_out_takes_per_keyword: int = setting(24, allowed=Range(low=1))  # per held-out voice
     # Size: clips per voice = keywords x takes + unknown + near misses x takes + silence.
     takes_per_keyword: int = setting(16, allowed=Range(low=1))
@@ -182,12 +188,13 @@ class SyntheticDataset:
             fail(f"{key}.split_fractions", "give exactly the keys val and test")
         if sum(self.split_fractions.values()) >= 1.0:
             fail(f"{key}.split_fractions", "val + test must leave voices for train")
-        engines = {"espeak": self.espeak_variants, "flite": self.flite_voices, "pico": self.pico_voices}
+        engines = {"espeak": self.espeak_variants, "flite": self.flite_voices, "pico": self.pico_voices,
+                   "piper": self.piper_voices}
         if self.held_out_engine and not engines[self.held_out_engine]:
             fail(f"{key}.held_out_engine", f"{self.held_out_engine} has no voices to hold out; "
                  f"list some in {key}.{self.held_out_engine}_voices or set it to ''")
         if sum(len(set(v)) for e, v in engines.items() if e != self.held_out_engine) < 3:
-            fail(f"{key}.espeak_variants, {key}.flite_voices, {key}.pico_voices",
+            fail(f"{key}.espeak_variants, {key}.flite_voices, {key}.pico_voices, {key}.piper_voices",
                  "at least three voices in all outside the held-out engine (train, val, test)")
 
 
@@ -196,7 +203,7 @@ class Clip:
     """One planned clip; `word` is empty for background noise.
 
     `voice` is `espeak-ng:<variant>` (the accent is drawn per clip),
-    `flite:<voice>` or `pico:<language>`.
+    `flite:<voice>`, `pico:<language>` or `piper:<voice>`.
     """
     voice: str
     label: str
@@ -218,7 +225,8 @@ def labels(dataset: SyntheticDataset) -> list[str]:
 def voices(dataset: SyntheticDataset) -> list[str]:
     return ([f"espeak-ng:{v}" for v in dataset.espeak_variants]
             + [f"flite:{v}" for v in dataset.flite_voices]
-            + [f"pico:{v}" for v in dataset.pico_voices])
+            + [f"pico:{v}" for v in dataset.pico_voices]
+            + [f"piper:{v}" for v in dataset.piper_voices])
 
 
 def engine(voice: str) -> str:
@@ -234,9 +242,16 @@ def speaker(voice: str) -> str:
 
 
 def split_voices(speakers, fractions: dict[str, float], seed: int) -> dict[str, str]:
-    """speaker -> split: a seeded shuffle, at least one speaker each in val and test."""
-    order = list(dict.fromkeys(speakers))
-    seeded_rng(seed, "voice-split").shuffle(order)
+    """speaker -> split, at least one speaker each in val and test.
+
+    Speakers are ranked by a hash of (seed, speaker), not shuffled as a
+    list: a voice added to the dataset takes its own place in the ranking,
+    so the others keep their splits (but for the one next to each split's
+    boundary, which its arrival may push across), and the test splits of two
+    datasets stay comparable.
+    """
+    order = sorted(dict.fromkeys(speakers), key=lambda s: hashlib.sha256(
+        "\x1f".join((str(seed), "voice-split", s)).encode()).digest())
     n = len(order)
     n_test = max(1, round(fractions["test"] * n))
     n_val = max(1, round(fractions["val"] * n))
@@ -474,7 +489,7 @@ def generate(dataset: SyntheticDataset, seed: int, out: Path = Path("data/raw"),
 
 def check(dataset: SyntheticDataset) -> None:
     """Validate what params.py cannot know: voices, label names, ranges."""
-    keys = {"espeak": "espeak_variants", "flite": "flite_voices", "pico": "pico_voices"}
+    keys = {"espeak": "espeak_variants", "flite": "flite_voices", "pico": "pico_voices", "piper": "piper_voices"}
     slugs: dict[str, str] = {}
     for voice in voices(dataset):
         key = keys[engine(voice)]
@@ -489,6 +504,7 @@ def check(dataset: SyntheticDataset) -> None:
     _check_names("espeak_variants", dataset.espeak_variants, tts.espeak.check_variant)
     _check_names("flite_voices", dataset.flite_voices, tts.flite.check_voice)
     _check_names("pico_voices", dataset.pico_voices, tts.pico.check_voice)
+    _check_names("piper_voices", dataset.piper_voices, tts.piper.check_voice)
     for kind in dataset.noise.silence_kinds:
         if kind not in SILENCE_KINDS:
             raise ParamsError(f"dataset.noise.silence_kinds: {kind!r} is not one of {', '.join(SILENCE_KINDS)}")

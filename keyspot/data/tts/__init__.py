@@ -2,13 +2,16 @@
 
 - espeak: espeak-ng's library and data from the espeakng-loader wheel;
 - flite: flite compiled to WebAssembly, run by wasmtime;
-- pico: SVOX Pico (ttspico), built from its pinned source with its voices.
+- pico: SVOX Pico (ttspico), built from its pinned source with its voices;
+- piper: Piper's neural voices (piper-tts on ONNX Runtime), each voice's
+  model from a pinned package that carries it.
 
 None comes from the Linux distribution: requirements.lock and
 keyspot.data.tts.install pin them, so the same text, voice and prosody
 give the same samples on Debian 12 and 13 alike.
 
-A voice is `engine:name`, e.g. `espeak:en-us+f3`, `flite:slt`, `pico:en-US`.
+A voice is `engine:name`, e.g. `espeak:en-us+f3`, `flite:slt`, `pico:en-US`,
+`piper:en_US-joe-medium`.
 `synthesize` returns the engine's float32 samples at the engine's own rate;
 the caller resamples and places them in a clip.
 """
@@ -19,19 +22,19 @@ from pathlib import Path
 
 import numpy as np
 
-from keyspot.data.tts import espeak, flite, pico
+from keyspot.data.tts import espeak, flite, pico, piper
 from keyspot.data.tts.base import MissingToolError, TTSError, Voice
 
 __all__ = ["ENGINES", "MissingToolError", "TTSError", "Voice", "check_tools", "check_voice",
            "parse_voice", "program", "synthesize"]
 
-ENGINES = {"espeak": espeak, "flite": flite, "pico": pico}
+ENGINES = {"espeak": espeak, "flite": flite, "pico": pico, "piper": piper}
 
 
 def parse_voice(spec: str) -> Voice:
     engine, sep, name = spec.partition(":")
     if not sep or not name:
-        raise ValueError(f"{spec!r} is not engine:name (e.g. espeak:en-us+f3, flite:slt or pico:en-US)")
+        raise ValueError(f"{spec!r} is not engine:name (e.g. espeak:en-us+f3, flite:slt, pico:en-US or piper:en_US-joe-medium)")
     if engine not in ENGINES:
         raise ValueError(f"{spec!r}: unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
     return Voice(engine, name)
