@@ -11,6 +11,8 @@ fine detail), from ONNX Runtime's generator. Each utterance seeds that
 generator from a hash of what is said and how, and runs in a session made
 for it alone, so the same take gives the same samples in any process and in
 any order. Per take, the noise scales are drawn from the same hash.
+ONNX Runtime picks its kernels by CPU: x86-64 CPUs with AVX2 and FMA (and
+AVX-512) give the same samples; one with SSE only gives others.
 
 Piper has no pitch control. The take is resampled instead, which moves the
 pitch and the formants together, as a shorter or longer vocal tract would:
