@@ -65,6 +65,9 @@ BABBLE_RENDERS = 16                # sentences rendered for the babble
 BABBLE_TRACKS = 8                  # babble recordings mixed from them
 BABBLE_SECONDS = 4.0
 BABBLE_TALKER_DB = (-6.0, 0.0)     # level of each talker in the mix
+# Each engine's key of `dataset` listing its voices.
+VOICE_KEYS = {"espeak": "espeak_variants", "flite": "flite_voices", "pico": "pico_voices",
+              "piper": "piper_voices"}
 
 _LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9'_-]*$")
 
@@ -160,7 +163,7 @@ class SyntheticDataset:
     piper_voices: tuple[str, ...] = ("en_US-joe-medium",)
     # Every voice of this engine is the test_engine split, never heard in
     # training or validation; "" uses every engine for train, val and test.
-    held_out_engine: str = setting("pico", choices=("", "espeak", "flite", "pico", "piper"))
+    held_out_engine: str = setting("pico", choices=("", *VOICE_KEYS))
     held_out_takes_per_keyword: int = setting(24, allowed=Range(low=1))  # per held-out voice
     # Size: clips per voice = keywords x takes + unknown + near misses x takes + silence.
     takes_per_keyword: int = setting(16, allowed=Range(low=1))
@@ -188,13 +191,12 @@ class SyntheticDataset:
             fail(f"{key}.split_fractions", "give exactly the keys val and test")
         if sum(self.split_fractions.values()) >= 1.0:
             fail(f"{key}.split_fractions", "val + test must leave voices for train")
-        engines = {"espeak": self.espeak_variants, "flite": self.flite_voices, "pico": self.pico_voices,
-                   "piper": self.piper_voices}
+        engines = {e: getattr(self, k) for e, k in VOICE_KEYS.items()}
         if self.held_out_engine and not engines[self.held_out_engine]:
             fail(f"{key}.held_out_engine", f"{self.held_out_engine} has no voices to hold out; "
-                 f"list some in {key}.{self.held_out_engine}_voices or set it to ''")
+                 f"list some in {key}.{VOICE_KEYS[self.held_out_engine]} or set it to ''")
         if sum(len(set(v)) for e, v in engines.items() if e != self.held_out_engine) < 3:
-            fail(f"{key}.espeak_variants, {key}.flite_voices, {key}.pico_voices, {key}.piper_voices",
+            fail(", ".join(f"{key}.{k}" for k in VOICE_KEYS.values()),
                  "at least three voices in all outside the held-out engine (train, val, test)")
 
 
@@ -489,10 +491,9 @@ def generate(dataset: SyntheticDataset, seed: int, out: Path = Path("data/raw"),
 
 def check(dataset: SyntheticDataset) -> None:
     """Validate what params.py cannot know: voices, label names, ranges."""
-    keys = {"espeak": "espeak_variants", "flite": "flite_voices", "pico": "pico_voices", "piper": "piper_voices"}
     slugs: dict[str, str] = {}
     for voice in voices(dataset):
-        key = keys[engine(voice)]
+        key = VOICE_KEYS[engine(voice)]
         if _slug(voice) in slugs:
             raise ParamsError(f"dataset.{key}: {voice.partition(':')[2]!r} is listed twice")
         slugs[_slug(voice)] = voice

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import importlib
 import importlib.metadata
 import json
@@ -31,6 +30,7 @@ import json
 import numpy as np
 
 from keyspot import audio
+from keyspot.data.source import seeded_rng
 from keyspot.data.tts.base import MissingToolError, TTSError
 
 PACKAGE = "piper-tts"
@@ -108,8 +108,7 @@ def synthesize(name: str, text: str, speed: float, pitch: float) -> tuple[np.nda
     from piper import SynthesisConfig
 
     base, model = _voice(name)
-    key = hashlib.sha256("\x1f".join((name, text, repr(float(speed)), repr(float(pitch)))).encode())
-    rng = np.random.default_rng(int.from_bytes(key.digest()[:16], "little"))
+    rng = seeded_rng(name, text, repr(float(speed)), repr(float(pitch)))
     seed = int(rng.integers(1, 2**31 - 1))
     shift = 2.0 ** ((pitch - 50.0) * PITCH_OCTAVES_PER_STEP)
     rate = base.config.sample_rate
