@@ -593,9 +593,7 @@ _state: dict = {}
 
 
 def _init_worker(dataset: SyntheticDataset, seed: int, root: Path, scratch: Path) -> None:
-    # A worker forks nothing that runs a WebAssembly engine.
-    tts.flite.run_in_this_process()
-    tts.gnuspeech.run_in_this_process()
+    tts.run_wasm_here()   # a worker forks nothing that runs flite or GnuSpeech
     _state.update(dataset=dataset, seed=seed, root=Path(root), babble_file=Path(scratch) / "babble.npy",
                   rooms_file=Path(scratch) / "rooms.npz", babble=None, rooms=None)
 

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from keyspot.data.tts import espeak, flite, gnuspeech, pico, piper
-from keyspot.data.tts.base import MissingToolError, TTSError, Voice
+from keyspot.data.tts.base import MissingToolError, TTSError, Voice, run_wasm_here
 
 __all__ = ["ENGINES", "MissingToolError", "TTSError", "Voice", "check_tools", "check_voice",
-           "parse_voice", "program", "synthesize"]
+           "parse_voice", "program", "run_wasm_here", "synthesize"]
 
 ENGINES = {"espeak": espeak, "flite": flite, "gnuspeech": gnuspeech, "pico": pico, "piper": piper}
 

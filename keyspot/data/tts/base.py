@@ -1,5 +1,5 @@
-"""What the speech engines share: the voice spec, the errors, and running a
-call in a forked child."""
+"""What the speech engines share: the voice spec, the errors, running a call
+in a forked child, and running WebAssembly engines."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ import subprocess
 import sys
 import traceback
 
+import numpy as np
+
+from keyspot import audio
 from keyspot.data.source import SourceError
 
 
@@ -100,6 +103,35 @@ def in_fresh_process(fn, *args):
     if not ok:
         raise TTSError(value)
     return value
+
+
+_wasm_leaf = False
+
+
+def run_wasm_here() -> None:
+    """Declare this process a leaf, one that forks no process that runs a
+    WebAssembly engine (the dataset's workers): they then run here."""
+    global _wasm_leaf
+    _wasm_leaf = True
+
+
+def run_wasm(fn, *args):
+    """fn(*args), a call that instantiates and runs a WebAssembly module (flite,
+    GnuSpeech). A process that has run a wasmtime module cannot fork a child
+    that runs one (the child hangs inside wasmtime), and the dataset's
+    workers are forked from the process that checks the voices. So the call
+    runs in a forked child unless this process was declared a leaf; the
+    caller compiles its module beforehand, here, once for the process tree."""
+    return fn(*args) if _wasm_leaf else in_fresh_process(fn, *args)
+
+
+def decode_wav(engine: str, wav: bytes | None) -> tuple[np.ndarray, int]:
+    """An engine's WAV output as mono float32 samples and their rate."""
+    try:
+        samples, rate = audio.decode(wav or b"")
+    except audio.AudioError as err:
+        raise TTSError(f"{engine} wrote no usable audio ({err})") from None
+    return audio.to_mono(samples), rate
 
 
 def _describe(status: int) -> str:

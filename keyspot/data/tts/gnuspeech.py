@@ -23,8 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keyspot import audio
-from keyspot.data.tts.base import MissingToolError, TTSError, in_fresh_process
+from keyspot.data.tts.base import MissingToolError, TTSError, decode_wav, run_wasm
 
 PACKAGE = "@echogarden/gnuspeech-wasm"
 VERSION = "0.3.0"
@@ -105,33 +104,11 @@ def control_model(voice: str, tempo: float, pitch_offset: float) -> str:
 def synthesize(name: str, text: str, speed: float, pitch: float) -> tuple[np.ndarray, int]:
     """`pitch` on espeak-ng's 0-99 scale (50 neutral); `speed` relative."""
     offset = PITCH_OFFSET_SEMITONES + 12.0 * (pitch - 50.0) / 80.0
-    wav = _run(text, control_model(name, speed, offset))
-    try:
-        samples, rate = audio.decode(wav)
-    except audio.AudioError as err:
-        raise TTSError(f"GnuSpeech wrote no usable audio ({err})") from None
-    return audio.to_mono(samples), rate
+    _module()   # compiled here, before run_wasm may fork
+    return decode_wav("GnuSpeech", run_wasm(_speak, text, control_model(name, speed, offset)))
 
 
-_leaf = False
-
-
-def run_in_this_process() -> None:
-    """Declare this process a leaf, one that forks no process that runs
-    GnuSpeech (the dataset's workers): it then runs here, without a fork."""
-    global _leaf
-    _leaf = True
-
-
-def _run(text: str, config: str) -> bytes:
-    """The WAV GnuSpeech writes for `text`. As for flite (see flite._run), a
-    process that has run a wasmtime module cannot fork a child that runs one,
-    so it runs in a forked child unless this process is a leaf."""
-    _module()
-    return _Instance().speak(text, config) if _leaf else in_fresh_process(_speak_in_fresh_instance, text, config)
-
-
-def _speak_in_fresh_instance(text: str, config: str) -> bytes:
+def _speak(text: str, config: str) -> bytes:
     return _Instance().speak(text, config)
 
 
