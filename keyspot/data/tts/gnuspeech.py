@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keyspot.data.tts.base import MissingToolError, TTSError, decode_wav, run_wasm
+from keyspot.data.tts.base import TTSError, compile_wasm, decode_wav, run_wasm
 
 PACKAGE = "@echogarden/gnuspeech-wasm"
 VERSION = "0.3.0"
@@ -63,16 +63,7 @@ def check_voice(name: str) -> None:
 @functools.cache
 def _module():
     """wasmtime, an engine and the compiled module, once per process tree."""
-    path = wasm_path()
-    if not path.is_file():
-        raise MissingToolError(f"GnuSpeech: {path} is missing; run `make setup` "
-                               "(or `python -m keyspot.data.tts.install`) to install it")
-    try:
-        import wasmtime
-    except ImportError:
-        raise MissingToolError("GnuSpeech: the Python package wasmtime is not installed; run `make setup`") from None
-    engine = wasmtime.Engine()
-    return wasmtime, engine, wasmtime.Module.from_file(engine, str(path))
+    return compile_wasm("GnuSpeech", wasm_path())
 
 
 def control_model(voice: str, tempo: float, pitch_offset: float) -> str:
