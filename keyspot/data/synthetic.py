@@ -4,9 +4,9 @@ in rooms, through microphones, over the backgrounds of real places.
 Engines (keyspot.data.tts, all pinned by the project, none from the
 distribution): espeak-ng variants, each a voice that speaks each take in an
 accent drawn from `espeak_accents`; flite voices; SVOX Pico voices; Piper's
-neural voices; GnuSpeech's articulatory voices (none by default). One whole engine (`held_out_engine`, Pico by default) is
-never used in training or validation: its clips are the `test_engine` split,
-the unseen-engine test.
+neural voices; GnuSpeech's articulatory voices (none by default). One whole
+engine (`held_out_engine`, Pico by default) is never used in training or
+validation: its clips are the `test_engine` split, the unseen-engine test.
 
 Each take draws its speed, pitch, volume, intonation (a final `.`, `?`, `!`
 or `,`), leading silence and background (white, pink or brown noise, or

@@ -64,8 +64,8 @@ class ZygoteProcess:
 
 @dataclasses.dataclass(frozen=True)
 class Voice:
-    engine: str   # "espeak", "flite" or "pico"
-    name: str     # e.g. "en-us+f3", "slt", "en-US"
+    engine: str   # a key of tts.ENGINES: "espeak", "flite", "pico", "piper", "gnuspeech"
+    name: str     # e.g. "en-us+f3", "slt", "en-US", "en_US-joe-medium", "female"
 
     def __str__(self) -> str:
         return f"{self.engine}:{self.name}"
