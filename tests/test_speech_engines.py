@@ -1,7 +1,7 @@
 """The speech engines keyspot pins: the same samples on every machine.
 
 The md5s below were recorded with requirements.lock's espeakng-loader,
-ttspico, piper-tts, onnxruntime and Piper voice packages, and
+ttspico, piper-tts, onnxruntime, Piper voice and Kokoro packages, and
 keyspot.data.tts.install's flite.wasm and gnuspeech.wasm. Another Debian release, a
 distribution espeak-ng or flite, or none at all, must not change them; a
 new pin of an engine does, and then changes the default dataset: record
@@ -26,6 +26,8 @@ TAKES = {
     ("pico:en-GB", "down.", 0.8, 70.0): (16000, 21056, "74effd52875960f4349cbda99c368fe3"),
     ("piper:en_US-joe-medium", "go?", 1.0, 50.0): (22050, 10752, "8e2826ea3c9c0cc98768d56a7b49a5c4"),
     ("piper:en_US-joe-medium", "turn it off.", 0.85, 30.0): (22050, 20782, "44eac223e075eed14882e0257c28f918"),
+    ("kokoro:jm_kumo", "stop.", 1.1, 40.0): (24000, 25153, "b092159db5b31aaac418baea7434beec"),
+    ("kokoro:jf_nezumi+jf_tebukuro", "right?", 0.9, 60.0): (24000, 37790, "b56d0c1c032cef8b5d075d27f3d27255"),
     ("gnuspeech:female", "no!", 1.2, 35.0): (44100, 30038, "5ee990027160267a7ff88a53aaa5585d"),
     ("gnuspeech:large_child", "up,", 0.9, 65.0): (44100, 33910, "d20d7339e8f6c245e017c99ee1205144"),
 }
@@ -68,6 +70,8 @@ def test_what_was_said_before_changes_nothing():
     ("pico:en-AU", "SVOX Pico has no voice 'en-AU'; it has en-US, en-GB"),
     ("piper:en_US-amy-low", "Piper has no pinned voice 'en_US-amy-low'; it has en_US-joe-medium"),
     ("gnuspeech:robot", "GnuSpeech has no voice 'robot'; it has male, female, "),
+    ("kokoro:af_heart", "Kokoro has no voice 'af_heart'; it has jf_alpha, "),
+    ("kokoro:jm_kumo+jm_kumo", "or an even blend of different ones joined by"),
 ])
 def test_an_unknown_voice_is_named(voice, message):
     with pytest.raises(ValueError, match=message):
@@ -78,7 +82,7 @@ def test_rendered_clips_are_the_recorded_bytes(smoke_params, tmp_path):
     dataset = dataclasses.replace(
         smoke_params.dataset, keywords=("left",), unknown_words=("lift",), near_miss_words=(), espeak_accents=("en-us",),
         espeak_variants=("f3", "m2"), flite_voices=("slt",), pico_voices=("en-US",),
-        piper_voices=("en_US-joe-medium",), held_out_engine="pico",
+        piper_voices=("en_US-joe-medium",), kokoro_voices=(), held_out_engine="pico",
         takes_per_keyword=1, held_out_takes_per_keyword=1, unknown_per_voice=1, silence_per_voice=1,
         split_fractions={"val": 0.2, "test": 0.2}, workers=1,
         context=dataclasses.replace(smoke_params.dataset.context, prob=1.0),

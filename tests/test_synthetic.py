@@ -36,7 +36,7 @@ def tiny(params, **changes):
     8 kHz), every noise kind with babble, rooms, microphones and context, 30
     clips: a few seconds. No engine held out (see the test of that)."""
     values = dict(espeak_accents=ACCENTS, espeak_variants=VARIANTS, flite_voices=FLITE,
-                  pico_voices=(), piper_voices=(), held_out_engine="",
+                  pico_voices=(), piper_voices=(), kokoro_voices=(), held_out_engine="",
                   keywords=("yes", "no"), unknown_words=("bed", "cat", "dog"), near_miss_words=(),
                   takes_per_keyword=1, unknown_per_voice=2, silence_per_voice=1,
                   gain_db_range=(-12.0, 0.0), split_fractions={"val": 0.2, "test": 0.2},
@@ -314,15 +314,16 @@ def test_stage_writes_data_raw(smoke_dict, tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
     result = _stage(tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("fetch: 34 clips")   # 7 voices (Piper's too) x 4, Pico 2 x 2 + 2
+    assert result.stdout.startswith("fetch: 38 clips")   # 8 voices (Piper's and Kokoro's too) x 4, Pico 2 x 2 + 2
     rows = read_manifest(tmp_path / "data" / "raw" / "manifest.csv")
-    assert len(rows) == 34 and {r.split for r in rows if r.speaker == "pico:en-US"} == {HELD_OUT_ENGINE}
+    assert len(rows) == 38 and {r.split for r in rows if r.speaker == "pico:en-US"} == {HELD_OUT_ENGINE}
     assert len([r for r in rows if r.speaker == "piper:en_US-joe-medium"]) == 4
+    assert len([r for r in rows if r.speaker == "kokoro:jm_kumo"]) == 4
     report = json.loads((tmp_path / "reports" / "data.json").read_text())
-    assert report["clips"]["total"] == 34 and report["clips"][HELD_OUT_ENGINE] == 6
+    assert report["clips"]["total"] == 38 and report["clips"][HELD_OUT_ENGINE] == 6
     assert report["skipped"] == []
-    # espeak-ng and Piper speak at 22.05 kHz, flite's slt and Pico at 16 kHz, kal at 8 kHz
-    assert set(report["sample_rates"]) == {"22050", "16000", "8000"}
+    # Kokoro speaks at 24 kHz, espeak-ng and Piper at 22.05 kHz, flite's slt and Pico at 16 kHz, kal at 8 kHz
+    assert set(report["sample_rates"]) == {"24000", "22050", "16000", "8000"}
 
 
 @pytest.mark.parametrize("breakage", ["bad voice", "no params.yaml"])

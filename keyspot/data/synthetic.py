@@ -4,9 +4,10 @@ in rooms, through microphones, over the backgrounds of real places.
 Engines (keyspot.data.tts, all pinned by the project, none from the
 distribution): espeak-ng variants, each a voice that speaks each take in an
 accent drawn from `espeak_accents`; flite voices; SVOX Pico voices; Piper's
-neural voices; GnuSpeech's articulatory voices (none by default). One whole
-engine (`held_out_engine`, Pico by default) is never used in training or
-validation: its clips are the `test_engine` split, the unseen-engine test.
+neural voices; Kokoro-82M's neural voices; GnuSpeech's articulatory
+voices (none by default). One whole engine (`held_out_engine`, Pico by
+default) is never used in training or validation: its clips are the
+`test_engine` split, the unseen-engine test.
 
 Each take draws its speed, pitch, volume, intonation (a final `.`, `?`, `!`
 or `,`), leading silence and background (white, pink or brown noise, or
@@ -67,7 +68,7 @@ BABBLE_SECONDS = 4.0
 BABBLE_TALKER_DB = (-6.0, 0.0)     # level of each talker in the mix
 # Each engine's key of `dataset` listing its voices.
 VOICE_KEYS = {"espeak": "espeak_variants", "flite": "flite_voices", "pico": "pico_voices",
-              "piper": "piper_voices", "gnuspeech": "gnuspeech_voices"}
+              "piper": "piper_voices", "kokoro": "kokoro_voices", "gnuspeech": "gnuspeech_voices"}
 
 _LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9'_-]*$")
 
@@ -161,6 +162,10 @@ class SyntheticDataset:
     # Piper's neural voices, each from a pinned package that carries its model
     # (keyspot/data/tts/piper.py).
     piper_voices: tuple[str, ...] = ("en_US-joe-medium",)
+    # Kokoro-82M's voices (keyspot/data/tts/kokoro.py), speaking English:
+    # jf_alpha, jf_gongitsune, jf_nezumi, jf_tebukuro, jm_kumo, or an even
+    # blend of some joined by '+', a speaker of its own.
+    kokoro_voices: tuple[str, ...] = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
     # GnuSpeech's articulatory voices (keyspot/data/tts/gnuspeech.py): male,
     # female, large_child, small_child, baby. None by default: its four
     # speaking voices in training moved the unseen-engine test by nothing
@@ -210,7 +215,8 @@ class Clip:
     """One planned clip; `word` is empty for background noise.
 
     `voice` is `espeak-ng:<variant>` (the accent is drawn per clip),
-    `flite:<voice>`, `pico:<language>`, `piper:<voice>` or `gnuspeech:<voice>`.
+    `flite:<voice>`, `pico:<language>`, `piper:<voice>`, `kokoro:<voice>` or
+    `gnuspeech:<voice>`.
     """
     voice: str
     label: str
@@ -234,6 +240,7 @@ def voices(dataset: SyntheticDataset) -> list[str]:
             + [f"flite:{v}" for v in dataset.flite_voices]
             + [f"pico:{v}" for v in dataset.pico_voices]
             + [f"piper:{v}" for v in dataset.piper_voices]
+            + [f"kokoro:{v}" for v in dataset.kokoro_voices]
             + [f"gnuspeech:{v}" for v in dataset.gnuspeech_voices])
 
 
@@ -512,6 +519,7 @@ def check(dataset: SyntheticDataset) -> None:
     _check_names("flite_voices", dataset.flite_voices, tts.flite.check_voice)
     _check_names("pico_voices", dataset.pico_voices, tts.pico.check_voice)
     _check_names("piper_voices", dataset.piper_voices, tts.piper.check_voice)
+    _check_names("kokoro_voices", dataset.kokoro_voices, tts.kokoro.check_voice)
     _check_names("gnuspeech_voices", dataset.gnuspeech_voices, tts.gnuspeech.check_voice)
     for kind in dataset.noise.silence_kinds:
         if kind not in SILENCE_KINDS:

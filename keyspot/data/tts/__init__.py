@@ -5,14 +5,16 @@
 - gnuspeech: GnuSpeech's articulatory synthesiser, WebAssembly on wasmtime;
 - pico: SVOX Pico (ttspico), built from its pinned source with its voices;
 - piper: Piper's neural voices (piper-tts on ONNX Runtime), each voice's
-  model from a pinned package that carries it.
+  model from a pinned package that carries it;
+- kokoro: Kokoro-82M's voices (ONNX Runtime), from pinned packages that
+  carry the model and the voices.
 
 None comes from the Linux distribution: requirements.lock and
 keyspot.data.tts.install pin them, so the same text, voice and prosody
 give the same samples on Debian 12 and 13 alike.
 
 A voice is `engine:name`, e.g. `espeak:en-us+f3`, `flite:slt`, `pico:en-US`,
-`piper:en_US-joe-medium`, `gnuspeech:female`.
+`piper:en_US-joe-medium`, `kokoro:jm_kumo`, `gnuspeech:female`.
 `synthesize` returns the engine's float32 samples at the engine's own rate;
 the caller resamples and places them in a clip.
 """
@@ -23,13 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from keyspot.data.tts import espeak, flite, gnuspeech, pico, piper
+from keyspot.data.tts import espeak, flite, gnuspeech, kokoro, pico, piper
 from keyspot.data.tts.base import MissingToolError, TTSError, Voice, run_wasm_here
 
 __all__ = ["ENGINES", "MissingToolError", "TTSError", "Voice", "check_tools", "check_voice",
            "parse_voice", "program", "run_wasm_here", "synthesize"]
 
-ENGINES = {"espeak": espeak, "flite": flite, "gnuspeech": gnuspeech, "pico": pico, "piper": piper}
+ENGINES = {"espeak": espeak, "flite": flite, "gnuspeech": gnuspeech, "kokoro": kokoro, "pico": pico,
+           "piper": piper}
 
 
 def parse_voice(spec: str) -> Voice:

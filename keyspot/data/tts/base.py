@@ -64,7 +64,7 @@ class ZygoteProcess:
 
 @dataclasses.dataclass(frozen=True)
 class Voice:
-    engine: str   # a key of tts.ENGINES: "espeak", "flite", "pico", "piper", "gnuspeech"
+    engine: str   # a key of tts.ENGINES: "espeak", "flite", "pico", "piper", "kokoro", "gnuspeech"
     name: str     # e.g. "en-us+f3", "slt", "en-US", "en_US-joe-medium", "female"
 
     def __str__(self) -> str:
