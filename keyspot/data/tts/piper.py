@@ -24,14 +24,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
-import importlib.metadata
 import json
 
 import numpy as np
 
 from keyspot import audio
 from keyspot.data.source import seeded_rng
-from keyspot.data.tts.base import MissingToolError, TTSError
+from keyspot.data.tts.base import MissingToolError, TTSError, package_version, pinned_program
 
 PACKAGE = "piper-tts"
 # Voice -> the pinned package (distribution, module) that carries its model
@@ -46,16 +45,11 @@ RESAMPLE_STEP_HZ = 50              # the shifted rate is rounded to this: a shor
 def program() -> str:
     """The engine and every pinned package its samples depend on: the speech
     cache keys takes by it, so a new pin speaks them again."""
-    pins = [PACKAGE, "onnxruntime", *(dist for dist, _ in VOICE_PACKAGES.values())]
-    return f"Piper ({', '.join(f'{name} {_version(name)}' for name in pins)})"
+    return pinned_program("Piper", [PACKAGE, "onnxruntime", *(dist for dist, _ in VOICE_PACKAGES.values())])
 
 
 def _version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        raise MissingToolError(f"Piper: the Python package {package} is not installed; "
-                               "run `make setup` (it installs requirements.lock)") from None
+    return package_version("Piper", package)
 
 
 def check_installed() -> None:
