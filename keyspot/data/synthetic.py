@@ -167,7 +167,8 @@ class SyntheticDataset:
     piper_voices: tuple[str, ...] = ("en_US-joe-medium",)
     # Kokoro-82M's voices (keyspot/data/tts/kokoro.py), speaking English:
     # jf_alpha, jf_gongitsune, jf_nezumi, jf_tebukuro, jm_kumo, or an even
-    # blend of some joined by '+', a speaker of its own.
+    # blend of some joined by '+' (not with its own parts: splits keep
+    # speakers apart, and a blend sounds partly like each of them).
     kokoro_voices: tuple[str, ...] = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
     # GnuSpeech's articulatory voices (keyspot/data/tts/gnuspeech.py): male,
     # female, large_child, small_child, baby. None by default: its four

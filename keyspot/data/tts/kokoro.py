@@ -10,10 +10,12 @@ its own timbre and something of its accent. Piper's espeak-ng phonemizer
 (`eɪ` as `A`, `dʒ` as `ʤ`, no length marks: _TO_KOKORO).
 
 A voice name is a packaged voice (`jm_kumo`) or an even blend of two or
-more joined by `+` (`jf_alpha+jm_kumo`): a speaker of its own, as Kokoro's
-users mix voices. The model draws no noise, so a take depends only on what
-is said and how; with no pitch control, the take is resampled as Piper's
-are, moving pitch and formants together.
+more joined by `+` (`jf_alpha+jm_kumo`), as Kokoro's users mix voices. A
+blend still sounds partly like each voice in it, so a dataset that lists
+both could hear one in training and the other in test. The model draws no
+noise, so a take depends only on what is said and how; with no pitch
+control, the take is resampled as Piper's are, moving pitch and formants
+together.
 """
 
 from __future__ import annotations
