@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import functools
 import importlib.metadata
 import json
 import os
@@ -28,8 +29,11 @@ class TTSError(RuntimeError):
     """The engine failed on one text (an error, or no audio)."""
 
 
+@functools.cache
 def package_version(engine: str, package: str) -> str:
-    """The installed version of a pinned Python package an engine needs."""
+    """The installed version of a pinned Python package an engine needs.
+    Cached: the speech cache's key asks for it on every clip, and a lookup
+    reads the environment's package metadata (about a millisecond)."""
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
