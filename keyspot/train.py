@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from keyspot import artifacts, augment, checkpoint, cpu, features, keras_files
+from keyspot.data.engines import engine
+from keyspot.data.manifest import read_manifest
 from keyspot.features import FeatureSpec
 from keyspot.labels import SILENCE
 
@@ -60,6 +62,17 @@ def _history_csv(history: list[dict]) -> str:
     return out.getvalue()
 
 
+def engine_weights(raw_dir: Path, paths: np.ndarray, weights: dict[str, float]) -> np.ndarray:
+    """Each training clip's weight, in the order of train.npz: that of the
+    speech engine that spoke it (its manifest speaker says which), 1 for
+    the others; scaled to a mean of 1, so the loss keeps its size."""
+    if not weights:
+        return np.ones(len(paths), np.float32)
+    speakers = {row.path: row.speaker for row in read_manifest(Path(raw_dir) / "manifest.csv", check_files=False)}
+    clip = np.array([weights.get(engine(speakers[str(p)]), 1.0) for p in paths], np.float64)
+    return (clip / clip.mean()).astype(np.float32)
+
+
 def load_training_audio(raw_dir: Path, paths: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     """int16 clips of the training split, in the order of train.npz."""
     from keyspot.features.extract import stream_pcm
@@ -68,8 +81,9 @@ def load_training_audio(raw_dir: Path, paths: np.ndarray, spec: FeatureSpec) -> 
 
 
 class EpochData:
-    """The training examples of each epoch: the features of train.npz when
-    augmentation is off, else features of freshly augmented clips."""
+    """The training examples of each epoch, with their engine weights: the
+    features of train.npz when augmentation is off, else features of freshly
+    augmented clips."""
 
     BLOCK = 1024   # clips augmented and featurised at a time
 
@@ -77,6 +91,7 @@ class EpochData:
         self.params, self.spec = params, spec
         with np.load(Path(features_dir) / "train.npz", allow_pickle=False) as data:
             self.x, self.y, paths = data["x"], data["y"], data["path"]
+        self.weights = engine_weights(raw_dir, paths, params.train.engine_weights)
         self.aug = params.train.augment
         self.augmenting = self.aug.prob > 0
         if self.augmenting:
@@ -87,10 +102,10 @@ class EpochData:
             # that took ten times as long as the features themselves.
             self.work = features.Workspace(spec, self.BLOCK)
 
-    def epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    def epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         order = augment.rng_for(self.params.seed, "order", epoch).permutation(len(self.y))
         if not self.augmenting:
-            return self.x[order][..., None], self.y[order]
+            return self.x[order][..., None], self.y[order], self.weights[order]
         x = np.empty((len(order), *self.spec.shape), np.float32)
         for start in range(0, len(order), self.BLOCK):
             index = order[start:start + self.BLOCK]
@@ -98,7 +113,7 @@ class EpochData:
                                             self.params.seed, epoch, index)
             block = features.normalise(features.unnormalised(pcm, self.spec, self.work), self.spec)
             x[start:start + len(index)] = augment.mask_features(block, self.aug, self.params.seed, epoch, index)
-        return x[..., None], self.y[order]
+        return x[..., None], self.y[order], self.weights[order]
 
 
 # models/.train.*: where a run stages its outputs before installing them.
@@ -156,23 +171,25 @@ def fit(model, params, data: EpochData, val: tuple[np.ndarray, np.ndarray], stat
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="epoch-data") as pool:
         upcoming = pool.submit(data.epoch, first)
         for epoch in range(first, last + 1):
-            x, y = upcoming.result()
+            x, y, clip_weights = upcoming.result()
             if epoch < last:
                 upcoming = pool.submit(data.epoch, epoch + 1)
-            if not _fit_epoch(model, params, x, y, val, weights, epoch, state, after_epoch):
+            if not _fit_epoch(model, params, (x, y, clip_weights), val, weights, epoch, state, after_epoch):
                 break
 
 
-def _fit_epoch(model, params, x: np.ndarray, y: np.ndarray, val, weights: dict[int, float], epoch: int,
-               state: checkpoint.TrainingState, after_epoch: Callable[[dict], None]) -> bool:
-    """One epoch of training on (x, y); whether training goes on."""
+def _fit_epoch(model, params, examples: tuple[np.ndarray, np.ndarray, np.ndarray], val, weights: dict[int, float],
+               epoch: int, state: checkpoint.TrainingState, after_epoch: Callable[[dict], None]) -> bool:
+    """One epoch of training on (x, y, clip weights); whether training goes on."""
     import keras
 
+    x, y, clip_weights = examples
     num_labels = val[1].shape[1]
     checkpoint.reseed_dropout(model, params.seed, epoch)
     batch = params.train.batch_size
-    # The class weights as Keras would apply them (float32 per clip).
-    sample_weights = np.array([weights[i] for i in range(num_labels)], np.float32)[y]
+    # The class weights as Keras would apply them (float32 per clip), times
+    # each clip's engine weight.
+    sample_weights = np.array([weights[i] for i in range(num_labels)], np.float32)[y] * clip_weights
     logs = model.fit(_batches((x, keras.utils.to_categorical(y, num_labels), sample_weights), batch),
                      validation_data=_batches(val, batch), epochs=1, shuffle=False, verbose=0).history
     row = {"epoch": epoch, **{k: float(v[-1]) for k, v in sorted(logs.items())}}

@@ -59,6 +59,11 @@ def _broken(base: dict, path: str, value) -> dict:
     ("train.class_weight_power", 2.0, "train.class_weight_power: 2.0 is not allowed; it must be >= 0 and <= 1"),
     ("model.architecture", "resnet", "model.architecture: 'resnet' is not one of ['cnn', 'ds_cnn', 'tiny_conv']"),
     ("dataset.name", "folder", "unknown key(s) dataset.context, dataset.espeak_accents"),
+    ("train.engine_weights", {"kokoro": 4.0, "festival": 2.0}, "train.engine_weights: no speech engine is "
+                                                                 "called festival; they are espeak, flite"),
+    ("train.engine_weights", {"kokoro": 0.0}, "train.engine_weights: {'kokoro': 0.0} is not allowed"),
+    ("dataset.training_engines", ["kokoro", "pico"], "dataset.training_engines: pico is the held-out engine"),
+    ("dataset.training_engines", ["kokoro", "polly"], "dataset.training_engines: 'polly' is not one of espeak"),
 ])
 def test_bad_values_name_the_key(smoke_dict, path, value, message):
     with pytest.raises(ParamsError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):

@@ -152,6 +152,14 @@ def test_kal16_is_kal_and_stays_in_its_split(params):
     assert synthetic.speaker("espeak-ng:f3") == "espeak-ng:f3"
 
 
+def test_training_engines_speak_in_train_only_and_the_others_fill_the_test_splits(params):
+    dataset = tiny(params, flite_voices=("kal", "kal16", "slt", "awb", "rms"), training_engines=("flite",))
+    split = {c.voice: c.split for c in synthetic.plan(dataset, params.seed)}
+    assert {s for v, s in split.items() if v.startswith("flite:")} == {"train"}
+    espeak = [s for v, s in split.items() if v.startswith("espeak-ng:")]
+    assert "val" in espeak and "test" in espeak
+
+
 def test_outputs_follow_the_contract(generated, params):
     _, root, _, _ = generated
     assert sorted(p.name for p in root.iterdir()) == ["clips", "labels.json", "manifest.csv"]

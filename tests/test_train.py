@@ -164,3 +164,18 @@ def test_class_weight_power_goes_from_unweighted_to_inverse_frequency():
     # Each class then carries the same total weight.
     assert 30 * inverse[0] == pytest.approx(10 * inverse[1]) == pytest.approx(20 * inverse[2])
     assert class_weights(y, 3, 0.5)[1] == pytest.approx(2.0 ** 0.5)
+
+
+def test_engine_weights_count_clips_of_the_named_engines_more(tmp_path):
+    from keyspot.data.manifest import Row, write_manifest
+    from keyspot.train import engine_weights
+
+    rows = [Row(f"clips/yes/{i}.wav", "yes", "train", speaker) for i, speaker in
+            enumerate(["espeak-ng:f3", "kokoro:jm_kumo", "flite:slt", "kokoro:jf_alpha", "a1b2c3"])]
+    write_manifest(tmp_path / "manifest.csv", rows)
+    paths = np.array([r.path for r in reversed(rows)])   # train.npz's order, not the manifest's
+    weights = engine_weights(tmp_path, paths, {"kokoro": 4.0, "espeak": 0.5})
+    assert weights.dtype == np.float32 and weights.mean() == pytest.approx(1.0)
+    # A folder's speaker (a1b2c3) and flite count once; kokoro 4x, espeak-ng 0.5x.
+    assert (weights / weights[0]).tolist() == pytest.approx([1.0, 4.0, 1.0, 4.0, 0.5])
+    assert engine_weights(tmp_path / "absent", paths, {}).tolist() == [1.0] * 5
