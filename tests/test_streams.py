@@ -66,7 +66,8 @@ def test_streams_hold_their_words_where_the_manifest_says(tmp_path, with_silence
     raw = _raw(tmp_path / "raw", with_silence)
     out = tmp_path / "streams"
     out.mkdir()
-    settings = Streams(minutes=1.0, gap_seconds=(1.0, 2.0), keyword_fraction=0.5, bed_hold_seconds=5.0)
+    settings = Streams(minutes=1.0, val_minutes=1.0, gap_seconds=(1.0, 2.0), keyword_fraction=0.5,
+                       bed_hold_seconds=5.0)
     summary = streams.build(raw, out, settings, seed=42, sample_rate=RATE)
     assert set(summary) == {"val", "test"}   # no stream of the training split
     words = streams.read_words(out)
@@ -86,9 +87,16 @@ def test_streams_hold_their_words_where_the_manifest_says(tmp_path, with_silence
         assert min(gaps) >= 1000   # a word's clip, then at least the shortest gap
 
 
+def test_the_validation_stream_is_as_long_as_val_minutes(tmp_path):
+    raw = _raw(tmp_path / "raw")
+    summary = streams.build(raw, tmp_path, Streams(minutes=0.5, val_minutes=1.0), seed=42, sample_rate=RATE)
+    seconds = {split: len(audio.load_pcm(tmp_path / f"{split}.flac", RATE)) / RATE for split in summary}
+    assert 50 <= seconds["val"] <= 62 and 20 <= seconds["test"] <= 32
+
+
 def test_streams_are_the_same_bytes_from_the_same_seed(tmp_path):
     raw = _raw(tmp_path / "raw")
-    settings = Streams(minutes=0.5)
+    settings = Streams(minutes=0.5, val_minutes=0.5)
     digests = []
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
         (tmp_path / name).mkdir()

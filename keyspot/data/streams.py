@@ -126,7 +126,8 @@ def build_split(raw_dir: Path, rows: list[Row], split: str, settings, seed: int,
     unknown = [r for r in mine if r.label == UNKNOWN]
     # Each word takes its clip and a gap: at most as many as fill the minutes.
     mean_cycle = 1.0 + sum(settings.gap_seconds) / 2
-    count = max(1, int((settings.minutes * 60 - 2 * LEAD_SECONDS) / mean_cycle))
+    minutes = settings.val_minutes if split == "val" else settings.minutes
+    count = max(1, int((minutes * 60 - 2 * LEAD_SECONDS) / mean_cycle))
     chosen = _order(rng, keywords, unknown, settings.keyword_fraction, count)
     clips = [audio.load_pcm(raw_dir / r.path, sample_rate).astype(np.float64) / 32768 for r in chosen]
     gaps = rng.uniform(*settings.gap_seconds, size=len(chosen))
