@@ -68,7 +68,11 @@ def engine_weights(raw_dir: Path, paths: np.ndarray, weights: dict[str, float]) 
     the others; scaled to a mean of 1, so the loss keeps its size."""
     if not weights:
         return np.ones(len(paths), np.float32)
-    speakers = {row.path: row.speaker for row in read_manifest(Path(raw_dir) / "manifest.csv", check_files=False)}
+    manifest = Path(raw_dir) / "manifest.csv"
+    if not manifest.is_file():
+        raise ValueError(f"{manifest}: not found; train.engine_weights needs the clips' speakers "
+                         "(run the fetch stage, or set train.engine_weights={})")
+    speakers = {row.path: row.speaker for row in read_manifest(manifest, check_files=False)}
     clip = np.array([weights.get(engine(speakers[str(p)]), 1.0) for p in paths], np.float64)
     return (clip / clip.mean()).astype(np.float32)
 

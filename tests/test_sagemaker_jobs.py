@@ -20,6 +20,7 @@ Completed the moment it is created and never runs anything, so:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
@@ -529,3 +530,15 @@ def test_settings_role_from_the_environment_and_a_custom_image(smoke_dict, monke
     assert config.check(from_dict(settings(smoke_dict, **{"sagemaker.image": custom})).sagemaker, spot=False).image == custom
     # Processing jobs have no spot: a short max_wait_s does not matter there.
     config.check(from_dict(settings(smoke_dict, **{"sagemaker.spot.max_wait_s": 1})).sagemaker, spot=False)
+
+
+def test_the_training_job_gets_data_raw_when_training_reads_it(smoke_params):
+    from keyspot.sagemaker_jobs.training import reads_raw
+
+    def with_(prob, weights):
+        train = dataclasses.replace(smoke_params.train, engine_weights=weights,
+                                    augment=dataclasses.replace(smoke_params.train.augment, prob=prob))
+        return dataclasses.replace(smoke_params, train=train)
+
+    assert not reads_raw(with_(0.0, {}))
+    assert reads_raw(with_(0.5, {})) and reads_raw(with_(0.0, {"kokoro": 2.0}))

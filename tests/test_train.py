@@ -179,3 +179,5 @@ def test_engine_weights_count_clips_of_the_named_engines_more(tmp_path):
     # A folder's speaker (a1b2c3) and flite count once; kokoro 4x, espeak-ng 0.5x.
     assert (weights / weights[0]).tolist() == pytest.approx([1.0, 4.0, 1.0, 4.0, 0.5])
     assert engine_weights(tmp_path / "absent", paths, {}).tolist() == [1.0] * 5
+    with pytest.raises(ValueError, match=r"absent/manifest.csv: not found; train.engine_weights needs the clips'"):
+        engine_weights(tmp_path / "absent", paths, {"kokoro": 4.0})

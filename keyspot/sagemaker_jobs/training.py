@@ -1,7 +1,7 @@
 """backend.train=sagemaker: keyspot.train.run in a SageMaker training job.
 
 1. params.sagemaker is checked; data/features (and data/raw, when training
-   augments its clips) are packed and uploaded unless S3 has them already,
+   augments its clips or weighs engines) are packed and uploaded unless S3 has them already,
    with params.yaml and the sourcedir (s3_store, sourcedir);
 2. CreateTrainingJob: the TensorFlow training image in script mode running
    keyspot_train.py (train_entry.py); managed spot with MaxWaitTimeInSeconds
@@ -119,6 +119,12 @@ def log_to_mlflow(mlflow, models_dir: Path, reports_dir: Path, summary: dict, de
     mlflow.log_artifact(str(reports_dir / "history.csv"), "train")
 
 
+def reads_raw(params) -> bool:
+    """Whether train.run reads data/raw: the training clips, to augment them,
+    and the manifest's speakers, to weigh engines."""
+    return params.train.augment.prob > 0 or bool(params.train.engine_weights)
+
+
 def run(params, features_dir: Path, models_dir: Path, reports_dir: Path, raw_dir: Path = Path("data/raw"),
         params_file: Path = params_mod.PARAMS_FILE) -> dict:
     """Train in a SageMaker training job; write what train.run writes; return the summary."""
@@ -134,7 +140,7 @@ def run(params, features_dir: Path, models_dir: Path, reports_dir: Path, raw_dir
                                               f"params ({params_file})").rsplit("/", 1)[0] + "/"}
         with tempfile.TemporaryDirectory(prefix="keyspot-sagemaker-") as scratch:
             channels["features"] = store.put_folder(features_dir, "features", Path(scratch))
-            if params.train.augment.prob > 0:  # train.run reads the training clips to augment them
+            if reads_raw(params):
                 channels["raw"] = store.put_folder(Path(raw_dir), "raw", Path(scratch))
         code, _ = sourcedir.build()
         code_uri = store.put_bytes(code, "code", "sourcedir.tar.gz", "code (keyspot and its pinned requirements)")
