@@ -111,12 +111,12 @@ def decode(source: str | Path | bytes) -> tuple[np.ndarray, int]:
     return _decode(*_read(source))
 
 
-def _decode(data: bytes, name: str) -> tuple[np.ndarray, int]:
+def _decode(data: bytes, name: str, dtype: str = "float32") -> tuple[np.ndarray, int]:
     stream = io.BytesIO(data)
     check_wav(stream, len(data), name)
     stream.seek(0)
     try:
-        samples, rate = soundfile.read(stream, dtype="float32", always_2d=True)
+        samples, rate = soundfile.read(stream, dtype=dtype, always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError) as err:
         why = without_object_reprs(getattr(err, "error_string", None) or str(err), name)
         raise AudioError(f"{name}: not readable audio ({why})") from None
@@ -151,9 +151,20 @@ def fit_length(samples: np.ndarray, length: int) -> np.ndarray:
     return np.pad(samples, (0, length - samples.shape[0]))
 
 
+# Samples converted at a time: a stream of an hour and more in one piece
+# made float temporaries of hundreds of MB, whose fresh pages cost seconds.
+TO_INT16_CHUNK = 1 << 16
+
+
 def to_int16(samples: np.ndarray) -> np.ndarray:
     """Float in [-1, 1) to int16 PCM, saturating: what a microphone delivers."""
-    return np.clip(np.round(samples * 32768.0), -32768, 32767).astype(np.int16)
+    samples = np.asarray(samples)
+    out = np.empty(samples.shape, np.int16)
+    flat, flat_out = samples.reshape(-1), out.reshape(-1)
+    for start in range(0, flat.size, TO_INT16_CHUNK):
+        part = flat[start:start + TO_INT16_CHUNK]
+        flat_out[start:start + TO_INT16_CHUNK] = np.clip(np.round(part * 32768.0), -32768, 32767)
+    return out
 
 
 def pcm16_mono(data: bytes) -> tuple[np.ndarray, int] | None:
@@ -206,8 +217,23 @@ def load_pcm(source: str | Path | bytes, sample_rate: int) -> np.ndarray:
     if fast is not None and fast[1] == sample_rate:
         check_wav(io.BytesIO(data), len(data), name)
         return fast[0].astype(np.int16)
+    if _is_pcm16_mono(data, sample_rate):
+        # A stream as data/streams holds it (16-bit FLAC): its samples as
+        # they are stored, without the float round trip, which took longer
+        # than decoding an hour of audio and gives the same samples.
+        return _decode(data, name, "int16")[0][:, 0]
     samples, rate = _decode(data, name)
     return to_int16(resample(to_mono(samples), rate, sample_rate))
+
+
+def _is_pcm16_mono(data: bytes, sample_rate: int) -> bool:
+    """Whether libsndfile reads `data` as 16-bit mono PCM at `sample_rate`
+    (False where it cannot read it: the decoder then says why)."""
+    try:
+        info = soundfile.info(io.BytesIO(data))
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError):
+        return False
+    return info.subtype == "PCM_16" and info.channels == 1 and info.samplerate == sample_rate
 
 
 def write_wav(path: Path, pcm: np.ndarray, sample_rate: int) -> None:

@@ -206,12 +206,16 @@ def averaged(times: np.ndarray, scores: np.ndarray, average_window_ms: int) -> t
     return best, sums[index, best] // count, count
 
 
-def detect(times: np.ndarray, scores: np.ndarray, params: RecognizerParams) -> list[tuple[int, int, int]]:
+def detect(times: np.ndarray, scores: np.ndarray, params: RecognizerParams,
+           averages: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> list[tuple[int, int, int]]:
     """(time, label, score) of every detection over a whole stream of uint8
     scores: the decisions `Recognizer.process` makes one result at a time,
-    computed at once so that many parameter sets can be tried on one stream."""
+    computed at once so that many parameter sets can be tried on one stream.
+    `averages` is `averaged(times, scores, params.average_window_ms)` where
+    the caller has it already: calibration tries hundreds of thresholds,
+    counts and suppressions on each window, and averaging is most of the cost."""
     times = np.asarray(times, np.int64)
-    best, score, count = averaged(times, scores, params.average_window_ms)
+    best, score, count = averaged(times, scores, params.average_window_ms) if averages is None else averages
     ignored = (np.right_shift(params.ignore_mask, best.astype(np.uint64)) & 1).astype(bool) \
         if params.ignore_mask else np.zeros(len(best), bool)
     candidates = np.flatnonzero((count >= params.minimum_count) & ~ignored & (score > params.detection_threshold))

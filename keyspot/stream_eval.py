@@ -35,7 +35,7 @@ def run(params, model_path: Path, spec_path: Path, streams_dir: Path, generated_
                               "suppression_ms": board.suppression_ms, "minimum_count": board.minimum_count}}
     accepts, curves = [], {}
     for s in streams:
-        outcome = streaming.match(s, streaming.detect(s.times, s.scores, board), spec.labels)
+        outcome = streaming.match(s, s.detect(board), spec.labels)
         metrics[s.split] = streaming.summary(outcome)
         accepts += [(s.split, round(t / 1000, 2), label, heard) for t, label, heard in outcome.false_accepts]
         curves[s.split] = streaming.det_curve([s], board, spec.labels, DET_THRESHOLDS)

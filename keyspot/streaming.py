@@ -23,7 +23,7 @@ import numpy as np
 
 from keyspot.data.streams import Word
 from keyspot.labels import SILENCE, UNKNOWN
-from keyspot.recognizer import RecognizerParams, detect
+from keyspot.recognizer import RecognizerParams, averaged, detect
 
 TOLERANCE_MS = 1000   # a keyword's detection may come up to 1 s after its end
 
@@ -36,6 +36,30 @@ class ScoredStream:
     times: np.ndarray    # ms
     scores: np.ndarray   # uint8, (inferences, labels)
     words: list[Word]
+    # Looked up again for every parameter set calibration tries: kept.
+    _averages: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
+    _heard: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def averages(self, window_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """keyspot.recognizer.averaged over this stream, once per window."""
+        if window_ms not in self._averages:
+            self._averages[window_ms] = averaged(self.times, self.scores, window_ms)
+        return self._averages[window_ms]
+
+    def detect(self, params: RecognizerParams) -> list[tuple[int, int, int]]:
+        return detect(self.times, self.scores, params, self.averages(params.average_window_ms))
+
+    def heard_at(self, t: int) -> str:
+        """What a false accept at t heard: the first word it overlapped (up
+        to TOLERANCE_MS after the word's end), or quiet."""
+        if t not in self._heard:
+            if "spans" not in self._heard:
+                self._heard["spans"] = (np.array([w.start_ms for w in self.words], np.int64),
+                                        np.array([w.end_ms for w in self.words], np.int64) + TOLERANCE_MS)
+            starts, ends = self._heard["spans"]
+            at = np.flatnonzero((starts <= t) & (t <= ends))
+            self._heard[t] = f"{self.words[at[0]].label}:{self.words[at[0]].clip}" if len(at) else "quiet"
+        return self._heard[t]
 
 
 def score(listener, pcm: np.ndarray, split: str, words: list[Word]) -> ScoredStream:
@@ -61,14 +85,6 @@ class Outcome:
         return len(self.false_accepts) * 3600 / self.seconds
 
 
-def _heard_at(words: list[Word], t: int) -> str:
-    """What a false accept at t heard: the word it overlapped (up to 1 s after), or quiet."""
-    for w in words:
-        if w.start_ms <= t <= w.end_ms + TOLERANCE_MS:
-            return f"{w.label}:{w.clip}"
-    return "quiet"
-
-
 # No word is longer than this: how far back a detection looks for its keyword.
 LONGEST_WORD_MS = 10_000
 
@@ -89,7 +105,7 @@ def match(stream: ScoredStream, detections: Iterable[tuple[int, int, int]], labe
                 found = i   # going back: the last one found is the earliest
             i -= 1
         if found is None:
-            false_accepts.append((t, name, _heard_at(stream.words, t)))
+            false_accepts.append((t, name, stream.heard_at(t)))
         else:
             hits[found] = t
     return Outcome(keywords, hits, false_accepts, stream.seconds)
@@ -121,7 +137,7 @@ def det_curve(streams: list[ScoredStream], params: RecognizerParams, labels,
     over `streams` together, the other parameters as given."""
     rows = []
     for threshold in thresholds:
-        outcomes = [match(s, detect(s.times, s.scores, params.replace(detection_threshold=threshold)), labels)
+        outcomes = [match(s, s.detect(params.replace(detection_threshold=threshold)), labels)
                     for s in streams]
         rows.append({"threshold": threshold, **_pooled(outcomes)})
     return rows
@@ -157,7 +173,7 @@ def calibrate(streams: list[ScoredStream], labels, base: RecognizerParams, targe
         for threshold in sorted(thresholds, reverse=True):
             params = base.replace(average_window_ms=window, minimum_count=count, suppression_ms=suppression,
                                   detection_threshold=threshold)
-            pooled = _pooled([match(s, detect(s.times, s.scores, params), labels) for s in streams])
+            pooled = _pooled([match(s, s.detect(params), labels) for s in streams])
             frr, fah = pooled["false_reject_rate"], pooled["false_accepts_per_hour"]
             meets = fah <= target_per_hour
             table.append({"average_window_ms": window, "minimum_count": count, "suppression_ms": suppression,

@@ -80,3 +80,39 @@ def test_fast_wav_path_equals_libsndfile(raw):
         samples, rate = audio.decode(path)
         slow = audio.to_int16(audio.fit_length(audio.to_mono(samples), 16000))
         np.testing.assert_array_equal(audio.load_clip(path, 16000, 16000), slow)
+
+
+def test_to_int16_in_chunks_equals_one_pass():
+    from keyspot import audio
+
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64):
+        x = (rng.standard_normal(2 * audio.TO_INT16_CHUNK + 123) * 0.5).astype(dtype)   # some past full scale
+        x[:4] = [1.0, -1.0, 0.5 / 32768, -1.5 / 32768]   # saturation, and rounding half to even
+        expected = np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
+        np.testing.assert_array_equal(audio.to_int16(x), expected)
+    stereo = rng.uniform(-1, 1, (audio.TO_INT16_CHUNK + 7, 2))
+    np.testing.assert_array_equal(audio.to_int16(stereo),
+                                  np.clip(np.round(stereo * 32768.0), -32768, 32767).astype(np.int16))
+
+
+def test_a_16_bit_mono_stream_loads_as_stored_others_through_float(tmp_path):
+    import soundfile
+
+    from keyspot import audio
+
+    rng = np.random.default_rng(4)
+    pcm = rng.integers(-32768, 32768, 3 * audio.TO_INT16_CHUNK, dtype=np.int16)
+    soundfile.write(str(tmp_path / "s.flac"), pcm, 16000, format="FLAC", subtype="PCM_16")
+    np.testing.assert_array_equal(audio.load_pcm(tmp_path / "s.flac", 16000), pcm)
+    # Stereo, 24-bit or another rate: decoded to float, mixed, resampled, as before.
+    soundfile.write(str(tmp_path / "st.flac"), np.stack([pcm, pcm // 2], axis=1), 16000, format="FLAC",
+                    subtype="PCM_16")
+    samples, _ = audio.decode(tmp_path / "st.flac")
+    np.testing.assert_array_equal(audio.load_pcm(tmp_path / "st.flac", 16000), audio.to_int16(samples.mean(axis=1)))
+    soundfile.write(str(tmp_path / "r.flac"), pcm, 8000, format="FLAC", subtype="PCM_16")
+    assert len(audio.load_pcm(tmp_path / "r.flac", 16000)) == 2 * len(pcm)
+    (tmp_path / "bad.flac").write_bytes(b"fLaC" + b"\0" * 60)
+    with pytest.raises(audio.AudioError, match="bad.flac"):
+        audio.load_pcm(tmp_path / "bad.flac", 16000)
+

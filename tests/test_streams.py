@@ -169,6 +169,13 @@ def test_calibration_meets_the_false_accept_target_with_the_fewest_misses():
     strict, table = streaming.calibrate([s], LABELS, base, 0.0, **grid)
     assert strict.meets_target and strict.false_accepts_per_hour == 0 and strict.false_reject_rate == 0
     assert len(table) == 2 * 2 * 64
+    # Each window is averaged once and kept: every row as a fresh stream computes it.
+    for row in table[::37]:
+        params = base.replace(**{k: row[k] for k in ("average_window_ms", "minimum_count", "suppression_ms",
+                                                     "detection_threshold")})
+        fresh = streaming.ScoredStream("val", 600.0, s.times, s.scores, s.words)
+        assert streaming._pooled([streaming.match(fresh, detect(s.times, s.scores, params), LABELS)]) == \
+            {k: row[k] for k in ("false_reject_rate", "false_accepts_per_hour")}
     # The unknown word averages 150 at most: the threshold sits at or above it.
     assert strict.params.detection_threshold >= 150
     detected = detect(s.times, s.scores, strict.params)
