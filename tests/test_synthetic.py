@@ -160,6 +160,25 @@ def test_training_engines_speak_in_train_only_and_the_others_fill_the_test_split
     assert "val" in espeak and "test" in espeak
 
 
+def test_training_engine_voices_say_everything_as_many_times_over_as_asked(params):
+    once = tiny(params, flite_voices=("kal", "slt"), training_engines=("flite",), near_miss_words=("nope",),
+                unknown_per_voice=3, takes_per_keyword=2)
+    twice = dataclasses.replace(once, training_engine_takes=2)
+    before, after = synthetic.plan(once, params.seed), synthetic.plan(twice, params.seed)
+
+    def count(clips, voice):
+        return Counter(c.label for c in clips if c.voice == voice)
+
+    for voice in ("flite:kal", "flite:slt"):
+        assert count(after, voice) == {k: 2 * n if k != synthetic.SILENCE else n
+                                       for k, n in count(before, voice).items()}
+    espeak = {c.voice for c in before if c.voice.startswith("espeak-ng:")}
+    assert espeak and all(count(after, v) == count(before, v) for v in espeak)
+    # The takes of once are takes of twice: a doubled dataset speaks only the new ones.
+    assert {c.path for c in before} <= {c.path for c in after}
+    assert len({c.path for c in after}) == len(after)
+
+
 def test_outputs_follow_the_contract(generated, params):
     _, root, _, _ = generated
     assert sorted(p.name for p in root.iterdir()) == ["clips", "labels.json", "manifest.csv"]

@@ -184,6 +184,11 @@ class SyntheticDataset:
     # the same Pico clips). The unseen-speaker test then holds the other
     # engines' voices.
     training_engines: tuple[str, ...] = ("piper", "kokoro")
+    # Each voice of training_engines says its keywords, unknown words and
+    # near misses this many times as often as the other voices: new takes,
+    # as other speeds and pitches, where train.engine_weights counts the same
+    # clips again.
+    training_engine_takes: int = setting(1, allowed=Range(low=1))
     # Size: clips per voice = keywords x takes + unknown + near misses x takes + silence.
     takes_per_keyword: int = setting(16, allowed=Range(low=1))
     unknown_per_voice: int = setting(32, allowed=NOT_NEGATIVE)   # drawn among unknown_words
@@ -297,13 +302,14 @@ def plan(dataset: SyntheticDataset, seed: int) -> list[Clip]:
     clips = []
     for voice in voices(dataset):
         split = splits[speaker(voice)]
-        takes = dataset.held_out_takes_per_keyword if split == HELD_OUT_ENGINE else dataset.takes_per_keyword
+        scale = dataset.training_engine_takes if engine(voice) in dataset.training_engines else 1
+        takes = dataset.held_out_takes_per_keyword if split == HELD_OUT_ENGINE else dataset.takes_per_keyword * scale
         for keyword in dataset.keywords:
             clips += [Clip(voice, keyword, keyword, t, split) for t in range(takes)]
-        for t, word in enumerate(_unknown_words(dataset, seed, voice)):
+        for t, word in enumerate(_unknown_words(dataset, seed, voice, dataset.unknown_per_voice * scale)):
             clips.append(Clip(voice, UNKNOWN, word, t, split))
         for word in dataset.near_miss_words:
-            clips += [Clip(voice, UNKNOWN, word, t, split) for t in range(dataset.near_miss_takes)]
+            clips += [Clip(voice, UNKNOWN, word, t, split) for t in range(dataset.near_miss_takes * scale)]
         clips += [Clip(voice, SILENCE, "", t, split) for t in range(dataset.silence_per_voice)]
     return clips
 
@@ -700,13 +706,14 @@ def _render_all(clips, sentences, dataset, seed, root, progress):
 
 # --- helpers -----------------------------------------------------------------
 
-def _unknown_words(dataset: SyntheticDataset, seed: int, voice: str) -> list[str]:
-    """unknown_per_voice words for this voice: whole shuffled passes, so balanced."""
+def _unknown_words(dataset: SyntheticDataset, seed: int, voice: str, count: int) -> list[str]:
+    """`count` words for this voice: whole shuffled passes, so balanced; a
+    larger count keeps the words of a smaller one and adds to them."""
     rng = seeded_rng(seed, "unknown-words", voice)
     words: list[str] = []
-    while len(words) < dataset.unknown_per_voice:
+    while len(words) < count:
         words += [dataset.unknown_words[i] for i in rng.permutation(len(dataset.unknown_words))]
-    return words[:dataset.unknown_per_voice]
+    return words[:count]
 
 
 def _get(obj, dotted: str):
