@@ -39,6 +39,7 @@ class ScoredStream:
     # Looked up again for every parameter set calibration tries: kept.
     _averages: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
     _heard: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
+    _spans: tuple | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def averages(self, window_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """keyspot.recognizer.averaged over this stream, once per window."""
@@ -53,10 +54,10 @@ class ScoredStream:
         """What a false accept at t heard: the first word it overlapped (up
         to TOLERANCE_MS after the word's end), or quiet."""
         if t not in self._heard:
-            if "spans" not in self._heard:
-                self._heard["spans"] = (np.array([w.start_ms for w in self.words], np.int64),
-                                        np.array([w.end_ms for w in self.words], np.int64) + TOLERANCE_MS)
-            starts, ends = self._heard["spans"]
+            if self._spans is None:   # each word's start, and its end plus the tolerance
+                self._spans = (np.array([w.start_ms for w in self.words], np.int64),
+                               np.array([w.end_ms for w in self.words], np.int64) + TOLERANCE_MS)
+            starts, ends = self._spans
             at = np.flatnonzero((starts <= t) & (t <= ends))
             self._heard[t] = f"{self.words[at[0]].label}:{self.words[at[0]].clip}" if len(at) else "quiet"
         return self._heard[t]
