@@ -308,7 +308,9 @@ def test_bad_methods_paths_and_lengths(server):
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 400 ") and b"Content-Type: application/json" in head, answer
         assert json.loads(body)["error"]
-    over = iter([b"\0" * 100_000] * 5)   # chunked: no Content-Length to refuse it by
+    # Chunked: no Content-Length to refuse it by. Far more than the limit, so
+    # that the client is still sending when the server has seen enough.
+    over = iter([b"\0" * 100_000] * 40)
     got, body, _ = server.request("POST", "/invocations", over, "audio/wav", chunked=True)
     assert got == 413 and "limit" in json.loads(body)["error"]
 

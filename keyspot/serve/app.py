@@ -99,6 +99,10 @@ def read_body(environ: dict, max_bytes: int, timeout_s: float = BODY_TIMEOUT_S) 
             return body
         # No length: a chunked body (or none); read one byte past the limit to tell.
         body = stream.read(max_bytes + 1)
+        if len(body) > max_bytes:
+            # The rest of it too, as for a declared length: a client still
+            # sending its chunks otherwise meets a reset, not our 413.
+            _drain(stream, DRAIN_BYTES)
     except TimeoutError:
         raise HttpError(408, f"the body did not arrive within {timeout_s:g} s", CLOSE) from None
     except (HttpError, TooLarge):
