@@ -110,9 +110,11 @@ def test_a_16_bit_mono_stream_loads_as_stored_others_through_float(tmp_path):
                     subtype="PCM_16")
     samples, _ = audio.decode(tmp_path / "st.flac")
     np.testing.assert_array_equal(audio.load_pcm(tmp_path / "st.flac", 16000), audio.to_int16(samples.mean(axis=1)))
+    soundfile.write(str(tmp_path / "deep.flac"), pcm, 16000, format="FLAC", subtype="PCM_24")
+    samples, _ = audio.decode(tmp_path / "deep.flac")
+    np.testing.assert_array_equal(audio.load_pcm(tmp_path / "deep.flac", 16000), audio.to_int16(samples[:, 0]))
     soundfile.write(str(tmp_path / "r.flac"), pcm, 8000, format="FLAC", subtype="PCM_16")
     assert len(audio.load_pcm(tmp_path / "r.flac", 16000)) == 2 * len(pcm)
     (tmp_path / "bad.flac").write_bytes(b"fLaC" + b"\0" * 60)
     with pytest.raises(audio.AudioError, match="bad.flac"):
         audio.load_pcm(tmp_path / "bad.flac", 16000)
-
