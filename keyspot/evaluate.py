@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keyspot import artifacts, cpu, features
+from keyspot import artifacts, cpu, features, keras_files
 from keyspot.data import quiet
 from keyspot.data.manifest import HELD_OUT_ENGINE
 from keyspot.features import FeatureSpec
@@ -174,14 +174,13 @@ def _speakers(raw_dir: Path | None) -> dict[str, str]:
 def run(params, model_path: Path, features_dir: Path, metrics_path: Path, eval_dir: Path,
         int8_path: Path | None = None, raw_dir: Path | None = None) -> dict:
     cpu.pin_kernels()   # before the model's first matrix product
-    import keras
 
     from keyspot import models, tracking
     from keyspot.tflite_runner import TFLiteRunner
 
     features_dir = Path(features_dir)
     spec = FeatureSpec.load(features_dir / "spec.json")
-    model = keras.models.load_model(model_path)
+    model = keras_files.load_model(model_path)
     int8 = TFLiteRunner.reference(Path(int8_path).read_bytes()) if int8_path else None
     labels = spec.labels
 

@@ -47,6 +47,17 @@ def _drop_save_date(metadata: bytes) -> bytes:
     return json.dumps(data, sort_keys=True).encode()
 
 
+def load_model(path: Path, **kwargs):
+    """keras.models.load_model, with keyspot.portable_ops installed first: the
+    same inputs give the same probabilities on every x86-64 CPU."""
+    from keyspot import portable_ops
+    from keyspot.quiet_tf import quietly_import
+
+    keras = quietly_import("keras")
+    portable_ops.install()
+    return keras.models.load_model(path, **kwargs)
+
+
 def save_keras(model, path: Path) -> None:
     """model.save(), reproducible and atomic."""
     path = Path(path)
@@ -143,6 +154,11 @@ def _export_main(argv: list[str]) -> None:
     _die_with_parent()
     import keras
 
+    from keyspot import portable_ops
+
+    # Batch normalisation as training ran it; Softmax stays the op TFLite
+    # converts.
+    portable_ops.install(softmax=False)
     keras_path, out = argv
     # Dropout layers get new random-generator states when a model is loaded,
     # and the SavedModel carries them: seed them so the bytes are the same.

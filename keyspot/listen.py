@@ -55,9 +55,9 @@ class FloatModel:
     """The Keras model: features in, probabilities as 0..255 scores out."""
 
     def __init__(self, path: Path, spec: FeatureSpec):
-        from keyspot.quiet_tf import quietly_import
+        from keyspot import keras_files
 
-        self.model = quietly_import("keras").models.load_model(path)
+        self.model = keras_files.load_model(path)
         want = (None, *spec.shape, 1)
         if tuple(self.model.input_shape) != want:
             raise ValueError(f"{path}: model input {self.model.input_shape} does not match the "

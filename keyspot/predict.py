@@ -45,9 +45,9 @@ class Classifier:
             self.runner.check_spec(self.spec)
             self.model = None
         else:
-            from keyspot.quiet_tf import quietly_import
+            from keyspot import keras_files
 
-            self.model = quietly_import("keras").models.load_model(self.model_path)
+            self.model = keras_files.load_model(self.model_path)
 
     def probabilities(self, pcm: np.ndarray) -> np.ndarray:
         x = features.compute(pcm, self.spec)[..., None]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keyspot import artifacts, cpu, features
+from keyspot import artifacts, cpu, features, keras_files
 from keyspot.features import FeatureSpec
 from keyspot.tflite_runner import TFLiteRunner, quantize_input
 
@@ -103,7 +103,6 @@ def io_quantization(model: bytes) -> dict:
 def run(params, model_path: Path, saved_model_dir: Path, features_dir: Path,
         tflite_path: Path, report_path: Path) -> dict:
     cpu.pin_kernels()   # calibration runs the float model: its ranges must not depend on the CPU
-    import keras
 
     from keyspot import tracking
 
@@ -115,7 +114,7 @@ def run(params, model_path: Path, saved_model_dir: Path, features_dir: Path,
                       replace=False)
     model = convert(saved_model_dir, x_train[np.sort(pick)])
 
-    float_model = keras.models.load_model(model_path)
+    float_model = keras_files.load_model(model_path)
     float_accuracy = float((float_model.predict(x_test, batch_size=256, verbose=0).argmax(1) == y_test).mean())
     tflite_out = predict_tflite(model, x_test)
     arena = tflm_arena_bytes(model)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keyspot import artifacts, augment, checkpoint, cpu, features, keras_files
+from keyspot import artifacts, augment, checkpoint, cpu, features, keras_files, portable_ops
 from keyspot.data.engines import engine
 from keyspot.data.manifest import read_manifest
 from keyspot.features import FeatureSpec
@@ -42,6 +42,7 @@ def make_deterministic(seed: int) -> None:
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+    portable_ops.install()
 
 
 def class_weights(y: np.ndarray, num_labels: int, power: float = 1.0) -> dict[int, float]:

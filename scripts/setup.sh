@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 # package, with python3-dev); the arm-none-eabi toolchain (with C++ for TensorFlow Lite Micro) and
 # qemu-system-arm: the Cortex-M4 builds and their emulated runs; git: the
 # PSoC 6 libraries (firmware/psoc6/getlibs.sh); chromium, chromium-driver:
-# the web page's browser test; libportaudio2: `keyspot listen --mic`.
-DEB_PACKAGES="sox gcc make python3-dev git gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm chromium chromium-driver libportaudio2"
+# the web page's browser test; libportaudio2: `keyspot listen --mic`;
+# qemu-user: training on another (emulated) x86-64 CPU, which must give the
+# same model (tests/test_train.py).
+DEB_PACKAGES="sox gcc make python3-dev git gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm qemu-user chromium chromium-driver libportaudio2"
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 

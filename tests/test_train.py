@@ -117,6 +117,28 @@ def test_the_same_features_and_model_on_any_x86_64_instruction_set(tiny_data, tm
     assert outputs["sse4"][1] == outputs["avx2"][1], "the models differ"
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="emulates another x86-64 CPU on an x86-64 host")
+def test_the_same_model_on_another_cpu(tiny_data, tmp_path, smoke_dict):
+    """The train stage here and under QEMU's emulated x86-64 CPU (its own
+    cache sizes, its own approximate reciprocal instructions, no AVX-512)
+    gives the same bytes: keyspot.portable_ops. Without it the kernels'
+    gradients, batch normalisation and the pool's gradient round otherwise
+    there, and the models differ after one batch."""
+    qemu = shutil.which("qemu-x86_64")
+    assert qemu, "qemu-x86_64 is missing: run `make setup` (Debian's qemu-user)"
+    outputs = {}
+    for machine, prefix in {"here": [], "qemu": [qemu, "-cpu", "max"]}.items():
+        ws = _workspace(tmp_path / machine, tiny_data, smoke_dict, seed=4)
+        write_params({**smoke_dict, "seed": 4}, ws / "params.yaml")
+        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / machine / 'mlflow.db'}"}
+        done = subprocess.run([*prefix, sys.executable, "stages/train.py"], cwd=ws, env=env, capture_output=True,
+                              text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs[machine] = _outputs(ws)
+    assert outputs["here"] == outputs["qemu"], "the models differ"
+
+
 def test_a_resumed_training_gives_the_same_model(tiny_data, tmp_path, smoke_params, monkeypatch):
     """Interrupted right after epoch 1's checkpoint, then restarted: the same
     bytes as a run that never stopped."""
