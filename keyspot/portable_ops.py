@@ -2,10 +2,10 @@
 
 keyspot.cpu pins the kernels that TensorFlow, numpy and OpenBLAS pick by
 instruction set. Five ops of a DS-CNN's training and inference depend on
-the CPU in other ways, and each made the same features train another model
-on an AMD EPYC than on the machine that wrote dvc.lock (measured against
-QEMU's emulated CPU, which has other cache sizes and other approximate
-instructions, on the same binary):
+the CPU in other ways, and together they made the same features train
+another model on an AMD EPYC than on the machine that wrote dvc.lock. Each
+was found by running it here and under QEMU's emulated x86-64 CPU (other
+cache sizes, other approximate instructions, the same binaries):
 
 - Conv2DBackpropFilter and DepthwiseConv2dNativeBackpropFilter sum over
   batch x height x width in blocks sized by the CPU's caches, and the first
@@ -24,13 +24,15 @@ a kernel's gradient is a sum of per-example matrix products over at most
 and a plain reduction over the batch; batch normalisation divides by a
 square root, which is correctly rounded; softmax divides by its sum; a
 pool's gradient divides by the window's size (non-overlapping windows). The
-forward convolutions and the input gradients are left as they are: their
-sums are short and already the same on every CPU. Other convolutions and pools
-keep TensorFlow's kernels.
+forward convolutions, the input gradients and the dense layers' matrix
+products are left as they are: their sums are short (a dense kernel's
+gradient sums over one batch) and measured the same on both CPUs. Other
+convolutions and pools keep TensorFlow's kernels.
 
 The layers stay Keras' own, so model files are unchanged in form. A
 SavedModel exported for conversion keeps TensorFlow's Softmax
 (`install(softmax=False)`), the one op TFLite and TFLite Micro run for it.
+The patched functions are those of the pinned Keras (requirements.lock).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def install(softmax: bool = True) -> None:
         setattr(nn, name, replacement if softmax or name != "softmax" else _originals[name])
 
 
-def _plain_2d(inputs, kernel, data_format, dilation_rate) -> bool:
+def _plain_2d(inputs, data_format, dilation_rate) -> bool:
     from keras.src import backend
 
     dilations = (dilation_rate,) * 2 if isinstance(dilation_rate, int) else tuple(dilation_rate or (1, 1))
@@ -68,7 +70,7 @@ def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_
     import tensorflow as tf
 
     inputs, kernel = tf.convert_to_tensor(inputs), tf.convert_to_tensor(kernel)
-    if not _plain_2d(inputs, kernel, data_format, dilation_rate) or inputs.shape[-1] != kernel.shape[-2]:
+    if not _plain_2d(inputs, data_format, dilation_rate) or inputs.shape[-1] != kernel.shape[-2]:
         return _originals["conv"](inputs, kernel, strides, padding, data_format, dilation_rate)
     kh, kw, _, _ = kernel.shape
     step = [1, *_strides(strides), 1]
@@ -91,7 +93,7 @@ def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None,
     import tensorflow as tf
 
     inputs, kernel = tf.convert_to_tensor(inputs), tf.convert_to_tensor(kernel)
-    if not _plain_2d(inputs, kernel, data_format, dilation_rate) or kernel.shape[-1] != 1:
+    if not _plain_2d(inputs, data_format, dilation_rate) or kernel.shape[-1] != 1:
         return _originals["depthwise_conv"](inputs, kernel, strides, padding, data_format, dilation_rate)
     kh, kw, _, _ = kernel.shape
     sh, sw = _strides(strides)
