@@ -20,8 +20,8 @@ cache sizes, other approximate instructions, the same binaries):
 `install()` replaces them in Keras' TensorFlow backend for 2-D,
 channels-last, undilated convolutions (every architecture keyspot has):
 a kernel's gradient is a sum of per-example matrix products over at most
-`ROWS` output positions each (below any CPU's cache block, so never split)
-and a plain reduction over the batch; batch normalisation divides by a
+`ROWS` output positions each (short enough that neither CPU measured cut
+it into cache blocks) and a plain reduction over the batch; batch normalisation divides by a
 square root, which is correctly rounded; softmax divides by its sum; a
 pool's gradient divides by the window's size (non-overlapping windows). The
 forward convolutions, the input gradients and the dense layers' matrix
