@@ -62,8 +62,9 @@ def _plain_2d(inputs, data_format, dilation_rate) -> bool:
             and dilations == (1, 1) and None not in inputs.shape[1:])
 
 
-def _strides(strides) -> tuple[int, int]:
-    return (strides, strides) if isinstance(strides, int) else tuple(strides)
+def _pair(value) -> tuple[int, int]:
+    """Keras' int-or-pair arguments (strides, pool size) as a pair."""
+    return (value, value) if isinstance(value, int) else tuple(value)
 
 
 def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
@@ -73,7 +74,7 @@ def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_
     if not _plain_2d(inputs, data_format, dilation_rate) or inputs.shape[-1] != kernel.shape[-2]:
         return _originals["conv"](inputs, kernel, strides, padding, data_format, dilation_rate)
     kh, kw, _, _ = kernel.shape
-    step = [1, *_strides(strides), 1]
+    step = [1, *_pair(strides), 1]
     pad = padding.upper()
 
     @tf.custom_gradient
@@ -96,7 +97,7 @@ def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None,
     if not _plain_2d(inputs, data_format, dilation_rate) or kernel.shape[-1] != 1:
         return _originals["depthwise_conv"](inputs, kernel, strides, padding, data_format, dilation_rate)
     kh, kw, _, _ = kernel.shape
-    sh, sw = _strides(strides)
+    sh, sw = _pair(strides)
     step = [1, sh, sw, 1]
     pad = padding.upper()
     (top, bottom), (left, right) = (_same_padding(inputs.shape[1], kh, sh), _same_padding(inputs.shape[2], kw, sw)) \
@@ -123,13 +124,11 @@ def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None,
 
 def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
     import tensorflow as tf
-    from keras.src import backend
 
     inputs = tf.convert_to_tensor(inputs)
-    size = _strides(pool_size)
-    if (len(inputs.shape) != 4 or backend.standardize_data_format(data_format) != "channels_last"
-            or padding.lower() != "valid" or _strides(strides or pool_size) != size
-            or None in inputs.shape[1:] or inputs.shape[1] % size[0] or inputs.shape[2] % size[1]):
+    size = _pair(pool_size)
+    if (not _plain_2d(inputs, data_format, 1) or padding.lower() != "valid" or _pair(strides or pool_size) != size
+            or inputs.shape[1] % size[0] or inputs.shape[2] % size[1]):
         return _originals["average_pool"](inputs, pool_size, strides, padding, data_format)
     count = float(size[0] * size[1])
 
