@@ -58,11 +58,13 @@ def _broken(base: dict, path: str, value) -> dict:
                                               ">= 0.5 and <= 2"),
     ("train.class_weight_power", 2.0, "train.class_weight_power: 2.0 is not allowed; it must be >= 0 and <= 1"),
     ("model.architecture", "resnet", "model.architecture: 'resnet' is not one of ['cnn', 'ds_cnn', 'tiny_conv']"),
-    ("dataset.name", "folder", "unknown key(s) dataset.context, dataset.espeak_accents"),
+    ("dataset.name", "folder", "unknown key(s) dataset.context, dataset.engine_takes_per_keyword, dataset.espeak_accents"),
     ("train.engine_weights", {"kokoro": 4.0, "festival": 2.0}, "train.engine_weights: no speech engine is "
                                                                  "called festival; they are espeak, flite"),
     ("train.engine_weights", {"kokoro": 0.0}, "train.engine_weights: {'kokoro': 0.0} is not allowed"),
     ("dataset.training_engines", ["kokoro", "pico"], "dataset.training_engines: pico is the held-out engine"),
+    ("dataset.engine_takes_per_keyword", {"kokoro": 0}, "dataset.engine_takes_per_keyword: {'kokoro': 0} is not allowed"),
+    ("dataset.engine_takes_per_keyword", {"polly": 2}, "dataset.engine_takes_per_keyword: no speech engine is called polly"),
     ("dataset.training_engines", ["kokoro", "polly"], "dataset.training_engines: 'polly' is not one of espeak"),
 ])
 def test_bad_values_name_the_key(smoke_dict, path, value, message):

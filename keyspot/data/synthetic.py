@@ -163,11 +163,12 @@ class SyntheticDataset:
     # Piper's neural voices, each from a pinned package that carries its model
     # (keyspot/data/tts/piper.py).
     piper_voices: tuple[str, ...] = ("en_US-joe-medium",)
-    # Kokoro-82M's voices (keyspot/data/tts/kokoro.py), speaking English:
-    # jf_alpha, jf_gongitsune, jf_nezumi, jf_tebukuro, jm_kumo, or an even
-    # blend of some joined by '+' (not with its own parts: splits keep
-    # speakers apart, and a blend sounds partly like each of them).
-    kokoro_voices: tuple[str, ...] = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
+    # Kokoro-82M's voices (keyspot/data/tts/kokoro.py), speaking English: all
+    # 54 of them by default (American, British, and speakers of seven other
+    # languages with their accents), or an even blend of some joined by '+'
+    # (not with its own parts: splits keep speakers apart, and a blend
+    # sounds partly like each of them).
+    kokoro_voices: tuple[str, ...] = tts.kokoro.VOICES
     # GnuSpeech's articulatory voices (keyspot/data/tts/gnuspeech.py): male,
     # female, large_child, small_child, baby. None by default: its four
     # speaking voices in training moved the unseen-engine test by nothing
@@ -191,6 +192,11 @@ class SyntheticDataset:
     training_engine_takes: int = setting(1, allowed=Range(low=1))
     # Size: clips per voice = keywords x takes + unknown + near misses x takes + silence.
     takes_per_keyword: int = setting(16, allowed=Range(low=1))
+    # Voices of these engines say each keyword this many times instead, and
+    # unknown words and near misses in proportion (silence as any voice): an
+    # engine with many voices and slow takes trades takes per voice for
+    # voices, which did more for unseen voices than takes.
+    engine_takes_per_keyword: dict[str, int] = setting({"kokoro": 1}, allowed=Range(low=1))
     unknown_per_voice: int = setting(32, allowed=NOT_NEGATIVE)   # drawn among unknown_words
     near_miss_takes: int = setting(1, allowed=NOT_NEGATIVE)      # of each near-miss word
     silence_per_voice: int = setting(9, allowed=NOT_NEGATIVE)
@@ -219,6 +225,10 @@ class SyntheticDataset:
         if self.held_out_engine and not engines[self.held_out_engine]:
             fail(f"{key}.held_out_engine", f"{self.held_out_engine} has no voices to hold out; "
                  f"list some in {key}.{VOICE_KEYS[self.held_out_engine]} or set it to ''")
+        unknown = sorted(set(self.engine_takes_per_keyword) - set(VOICE_KEYS))
+        if unknown:
+            fail(f"{key}.engine_takes_per_keyword", f"no speech engine is called {', '.join(unknown)}; "
+                 f"use some of {', '.join(VOICE_KEYS)}")
         for name in self.training_engines:
             if name not in VOICE_KEYS:
                 fail(f"{key}.training_engines", f"{name!r} is not one of {', '.join(VOICE_KEYS)}")
@@ -303,12 +313,14 @@ def plan(dataset: SyntheticDataset, seed: int) -> list[Clip]:
     for voice in voices(dataset):
         split = splits[speaker(voice)]
         scale = dataset.training_engine_takes if engine(voice) in dataset.training_engines else 1
-        takes = dataset.held_out_takes_per_keyword if split == HELD_OUT_ENGINE else dataset.takes_per_keyword * scale
+        per_keyword = dataset.engine_takes_per_keyword.get(engine(voice), dataset.takes_per_keyword)
+        unknown = round(dataset.unknown_per_voice * per_keyword / dataset.takes_per_keyword)
+        takes = dataset.held_out_takes_per_keyword if split == HELD_OUT_ENGINE else per_keyword * scale
         for keyword in dataset.keywords:
             clips += [Clip(voice, keyword, keyword, t, split) for t in range(takes)]
-        for t, word in enumerate(_unknown_words(dataset, seed, voice, dataset.unknown_per_voice * scale)):
+        for t, word in enumerate(_unknown_words(dataset, seed, voice, unknown * scale)):
             clips.append(Clip(voice, UNKNOWN, word, t, split))
-        for word in dataset.near_miss_words:
+        for word in _near_misses(dataset, seed, voice, per_keyword):
             clips += [Clip(voice, UNKNOWN, word, t, split) for t in range(dataset.near_miss_takes * scale)]
         clips += [Clip(voice, SILENCE, "", t, split) for t in range(dataset.silence_per_voice)]
     return clips
@@ -705,6 +717,19 @@ def _render_all(clips, sentences, dataset, seed, root, progress):
 
 
 # --- helpers -----------------------------------------------------------------
+
+def _near_misses(dataset: SyntheticDataset, seed: int, voice: str, per_keyword: int) -> list[str]:
+    """The near misses this voice says: all of them, or for a voice with
+    fewer takes per keyword (engine_takes_per_keyword) a drawn share in
+    proportion, at least one, so that a near miss is heard as often beside
+    its keyword as with the other voices."""
+    words = dataset.near_miss_words
+    if per_keyword >= dataset.takes_per_keyword:
+        return list(words)
+    count = max(1, round(len(words) * per_keyword / dataset.takes_per_keyword))
+    chosen = seeded_rng(seed, "near-misses", voice).permutation(len(words))[:count]
+    return [words[i] for i in sorted(chosen)]
+
 
 def _unknown_words(dataset: SyntheticDataset, seed: int, voice: str, count: int) -> list[str]:
     """`count` words for this voice: whole shuffled passes, so balanced; a
