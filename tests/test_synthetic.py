@@ -150,6 +150,10 @@ def test_kal16_is_kal_and_stays_in_its_split(params):
     assert split["flite:kal"] == split["flite:kal16"]
     assert synthetic.speaker("flite:kal16") == "flite:kal"
     assert synthetic.speaker("espeak-ng:f3") == "espeak-ng:f3"
+    # Kokoro's Spanish and Portuguese Alex are one person, as are its Santas.
+    assert synthetic.speaker("kokoro:em_alex") == synthetic.speaker("kokoro:pm_alex") == "kokoro:alex"
+    assert synthetic.speaker("kokoro:am_santa") == synthetic.speaker("kokoro:pm_santa")
+    assert synthetic.speaker("kokoro:af_heart") == "kokoro:af_heart"
 
 
 def test_training_engines_speak_in_train_only_and_the_others_fill_the_test_splits(params):

@@ -279,7 +279,8 @@ def voices(dataset: SyntheticDataset) -> list[str]:
 def speaker(voice: str) -> str:
     """The person behind a voice: what splits keep apart."""
     kind, _, name = voice.partition(":")
-    return f"{kind}:{FLITE_SPEAKERS.get(name, name)}" if kind == "flite" else voice
+    same = {"flite": FLITE_SPEAKERS, "kokoro": tts.kokoro.SAME_SPEAKER}.get(kind, {})
+    return f"{kind}:{same.get(name, name)}"
 
 
 def split_voices(speakers, fractions: dict[str, float], seed: int) -> dict[str, str]:
