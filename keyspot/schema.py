@@ -207,6 +207,10 @@ class Train:
     # where they were; 4x moved the unseen engine to 0.6756 but cost the
     # unseen speakers 2.3 points.
     engine_weights: dict[str, float] = setting({"piper": 2.0, "kokoro": 2.0}, allowed=POSITIVE)
+    # Another draw of the same training on the same data: initial weights,
+    # order, augmentation and dropout come from seed + seed_offset. Runs
+    # that differ only in it show the spread that a change must beat.
+    seed_offset: int = setting(0, allowed=NOT_NEGATIVE)
     augment: Augment = field(default_factory=Augment)
 
     def validate(self, key: str) -> None:

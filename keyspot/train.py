@@ -45,6 +45,11 @@ def make_deterministic(seed: int) -> None:
     portable_ops.install()
 
 
+def training_seed(params) -> int:
+    """The seed of everything random in training (train.seed_offset)."""
+    return params.seed + params.train.seed_offset
+
+
 def class_weights(y: np.ndarray, num_labels: int, power: float = 1.0) -> dict[int, float]:
     """Inverse-frequency weights raised to `power`: 1 makes rare classes
     count as much as common ones (balanced accuracy), 0 weighs every clip
@@ -93,7 +98,7 @@ class EpochData:
     BLOCK = 1024   # clips augmented and featurised at a time
 
     def __init__(self, params, spec: FeatureSpec, features_dir: Path, raw_dir: Path):
-        self.params, self.spec = params, spec
+        self.params, self.spec, self.seed = params, spec, training_seed(params)
         with np.load(Path(features_dir) / "train.npz", allow_pickle=False) as data:
             self.x, self.y, paths = data["x"], data["y"], data["path"]
         self.weights = engine_weights(raw_dir, paths, params.train.engine_weights)
@@ -102,22 +107,22 @@ class EpochData:
         if self.augmenting:
             self.pcm = load_training_audio(raw_dir, paths, spec)
             silence = spec.labels.index(SILENCE) if SILENCE in spec.labels else None
-            self.noise = augment.noise_bank(self.pcm, self.y, silence, params.seed)
+            self.noise = augment.noise_bank(self.pcm, self.y, silence, training_seed(params))
             # Reused every block: fresh 100 MB frame arrays cost page faults
             # that took ten times as long as the features themselves.
             self.work = features.Workspace(spec, self.BLOCK)
 
     def epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        order = augment.rng_for(self.params.seed, "order", epoch).permutation(len(self.y))
+        order = augment.rng_for(self.seed, "order", epoch).permutation(len(self.y))
         if not self.augmenting:
             return self.x[order][..., None], self.y[order], self.weights[order]
         x = np.empty((len(order), *self.spec.shape), np.float32)
         for start in range(0, len(order), self.BLOCK):
             index = order[start:start + self.BLOCK]
             pcm = augment.augment_waveforms(self.pcm[index], self.noise, self.aug, self.spec.sample_rate,
-                                            self.params.seed, epoch, index)
+                                            self.seed, epoch, index)
             block = features.normalise(features.unnormalised(pcm, self.spec, self.work), self.spec)
-            x[start:start + len(index)] = augment.mask_features(block, self.aug, self.params.seed, epoch, index)
+            x[start:start + len(index)] = augment.mask_features(block, self.aug, self.seed, epoch, index)
         return x[..., None], self.y[order], self.weights[order]
 
 
@@ -190,7 +195,7 @@ def _fit_epoch(model, params, examples: tuple[np.ndarray, np.ndarray, np.ndarray
 
     x, y, clip_weights = examples
     num_labels = val[1].shape[1]
-    checkpoint.reseed_dropout(model, params.seed, epoch)
+    checkpoint.reseed_dropout(model, training_seed(params), epoch)
     batch = params.train.batch_size
     # The class weights as Keras would apply them (float32 per clip), times
     # each clip's engine weight.
@@ -241,7 +246,7 @@ def run(params, features_dir: Path, models_dir: Path, reports_dir: Path,
     """Train, keep the best epoch, write the models and reports. With
     `checkpoint_dir`, the state after each epoch is saved there and a
     restarted run resumes from it (keyspot/checkpoint.py)."""
-    make_deterministic(params.seed)
+    make_deterministic(training_seed(params))
     import keras
 
     from keyspot import models, tracking

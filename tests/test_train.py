@@ -40,6 +40,23 @@ def test_early_stopping_keeps_the_best_epoch(tiny_data, tmp_path, smoke_params, 
     assert val.index(max(val)) + 1 == summary["best_epoch"]
 
 
+def test_seed_offset_draws_another_training_on_the_same_data(tiny_data, smoke_params):
+    from keyspot.features import FeatureSpec
+
+    spec = FeatureSpec.load(tiny_data / "features" / "spec.json")
+
+    def first_epoch(params):
+        return train.EpochData(params, spec, tiny_data / "features", tiny_data / "raw").epoch(1)
+
+    base = first_epoch(smoke_params)
+    for a, b in zip(base, first_epoch(_params(smoke_params, seed_offset=0)), strict=True):
+        np.testing.assert_array_equal(a, b)
+    other = first_epoch(_params(smoke_params, seed_offset=1))
+    assert sorted(other[1]) == sorted(base[1])            # the same clips...
+    assert not np.array_equal(other[0], base[0])          # ...in another order, augmented anew
+    assert train.training_seed(_params(smoke_params, seed_offset=3)) == smoke_params.seed + 3
+
+
 def _workspace(tmp_path, data, smoke_dict, seed):
     ws = tmp_path / "ws"
     if not ws.exists():
