@@ -201,6 +201,25 @@ def test_an_engine_can_say_each_keyword_a_number_of_times_of_its_own(params):
     assert len({c.word for c in clips if c.voice.startswith("flite:") and c.word in dataset.near_miss_words}) >= 1
 
 
+def test_the_held_out_engine_says_every_word_in_proportion(params):
+    """Held-out voices say keywords held_out_takes_per_keyword times, and
+    unknown words and near misses as many times over as a test voice does:
+    the test split's mix of labels, in more clips."""
+    dataset = tiny(params, pico_voices=("en-US",), held_out_engine="pico", near_miss_words=("nope", "yet"),
+                   unknown_per_voice=3, takes_per_keyword=2, held_out_takes_per_keyword=6, near_miss_takes=1)
+    clips = synthetic.plan(dataset, params.seed)
+
+    def count(voice):
+        said = Counter(c.label if c.word not in dataset.near_miss_words else "near miss"
+                       for c in clips if c.voice == voice)
+        return {label: said[label] for label in ("yes", "no", synthetic.UNKNOWN, "near miss", synthetic.SILENCE)}
+
+    test_voice = next(c.voice for c in clips if c.split == "test")
+    assert count(test_voice) == {"yes": 2, "no": 2, synthetic.UNKNOWN: 3, "near miss": 2, synthetic.SILENCE: 1}
+    assert count("pico:en-US") == {"yes": 6, "no": 6, synthetic.UNKNOWN: 9, "near miss": 6, synthetic.SILENCE: 1}
+    assert {c.split for c in clips if c.voice == "pico:en-US"} == {HELD_OUT_ENGINE}
+
+
 def test_outputs_follow_the_contract(generated, params):
     _, root, _, _ = generated
     assert sorted(p.name for p in root.iterdir()) == ["clips", "labels.json", "manifest.csv"]
@@ -363,13 +382,16 @@ def test_stage_writes_data_raw(smoke_dict, tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
     result = _stage(tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("fetch: 38 clips")   # 8 voices (Piper's and Kokoro's too) x 4, Pico 2 x 2 + 2
+    # 8 voices (Piper's and Kokoro's too) x 4; Pico says every word twice as
+    # often as they do (held_out_takes_per_keyword 2 to takes_per_keyword 1):
+    # 2 keywords x 2 takes, 2 unknown words, and its silence.
+    assert result.stdout.startswith("fetch: 39 clips")
     rows = read_manifest(tmp_path / "data" / "raw" / "manifest.csv")
-    assert len(rows) == 38 and {r.split for r in rows if r.speaker == "pico:en-US"} == {HELD_OUT_ENGINE}
+    assert len(rows) == 39 and {r.split for r in rows if r.speaker == "pico:en-US"} == {HELD_OUT_ENGINE}
     assert len([r for r in rows if r.speaker == "piper:en_US-joe-medium"]) == 4
     assert len([r for r in rows if r.speaker == "kokoro:jm_kumo"]) == 4
     report = json.loads((tmp_path / "reports" / "data.json").read_text())
-    assert report["clips"]["total"] == 38 and report["clips"][HELD_OUT_ENGINE] == 6
+    assert report["clips"]["total"] == 39 and report["clips"][HELD_OUT_ENGINE] == 7
     assert report["skipped"] == []
     # Kokoro speaks at 24 kHz, espeak-ng and Piper at 22.05 kHz, flite's slt and Pico at 16 kHz, kal at 8 kHz
     assert set(report["sample_rates"]) == {"24000", "22050", "16000", "8000"}

@@ -177,7 +177,9 @@ class SyntheticDataset:
     # Every voice of this engine is the test_engine split, never heard in
     # training or validation; "" uses every engine for train, val and test.
     held_out_engine: str = setting("pico", choices=("", *VOICE_KEYS))
-    held_out_takes_per_keyword: int = setting(24, allowed=Range(low=1))  # per held-out voice
+    # Takes of each keyword per held-out voice; its unknown words and near
+    # misses scale alike, from unknown_per_voice and near_miss_takes.
+    held_out_takes_per_keyword: int = setting(64, allowed=Range(low=1))
     # Every voice of these engines is a training voice; split_fractions share
     # out the others. Natural voices are few, and each one heard in training
     # moved the unseen engine more than it would have told as a test voice
@@ -315,14 +317,23 @@ def plan(dataset: SyntheticDataset, seed: int) -> list[Clip]:
         split = splits[speaker(voice)]
         scale = dataset.training_engine_takes if engine(voice) in dataset.training_engines else 1
         per_keyword = dataset.engine_takes_per_keyword.get(engine(voice), dataset.takes_per_keyword)
-        unknown = round(dataset.unknown_per_voice * per_keyword / dataset.takes_per_keyword)
-        takes = dataset.held_out_takes_per_keyword if split == HELD_OUT_ENGINE else per_keyword * scale
+        unknown = round(dataset.unknown_per_voice * per_keyword / dataset.takes_per_keyword) * scale
+        takes, near_takes = per_keyword * scale, dataset.near_miss_takes * scale
+        if split == HELD_OUT_ENGINE:
+            # Every word held_out_takes_per_keyword / takes_per_keyword times
+            # as often as a test voice says it: the same mix of keywords and
+            # _unknown_ words as the test split, in more clips, since the
+            # held-out engine has few voices.
+            ratio = dataset.held_out_takes_per_keyword / dataset.takes_per_keyword
+            takes = dataset.held_out_takes_per_keyword
+            unknown = round(dataset.unknown_per_voice * ratio)
+            near_takes = max(1, round(dataset.near_miss_takes * ratio)) if dataset.near_miss_takes else 0
         for keyword in dataset.keywords:
             clips += [Clip(voice, keyword, keyword, t, split) for t in range(takes)]
-        for t, word in enumerate(_unknown_words(dataset, seed, voice, unknown * scale)):
+        for t, word in enumerate(_unknown_words(dataset, seed, voice, unknown)):
             clips.append(Clip(voice, UNKNOWN, word, t, split))
         for word in _near_misses(dataset, seed, voice, per_keyword):
-            clips += [Clip(voice, UNKNOWN, word, t, split) for t in range(dataset.near_miss_takes * scale)]
+            clips += [Clip(voice, UNKNOWN, word, t, split) for t in range(near_takes)]
         clips += [Clip(voice, SILENCE, "", t, split) for t in range(dataset.silence_per_voice)]
     return clips
 
