@@ -218,6 +218,10 @@ def test_the_held_out_engine_says_every_word_in_proportion(params):
     assert count(test_voice) == {"yes": 2, "no": 2, synthetic.UNKNOWN: 3, "near miss": 2, synthetic.SILENCE: 1}
     assert count("pico:en-US") == {"yes": 6, "no": 6, synthetic.UNKNOWN: 9, "near miss": 6, synthetic.SILENCE: 1}
     assert {c.split for c in clips if c.voice == "pico:en-US"} == {HELD_OUT_ENGINE}
+    # An engine of fewer takes of its own, held out, still says every word in proportion.
+    fewer = dataclasses.replace(dataset, engine_takes_per_keyword={"pico": 1})
+    clips = synthetic.plan(fewer, params.seed)
+    assert count("pico:en-US") == {"yes": 6, "no": 6, synthetic.UNKNOWN: 9, "near miss": 6, synthetic.SILENCE: 1}
 
 
 def test_outputs_follow_the_contract(generated, params):

@@ -332,7 +332,9 @@ def plan(dataset: SyntheticDataset, seed: int) -> list[Clip]:
             clips += [Clip(voice, keyword, keyword, t, split) for t in range(takes)]
         for t, word in enumerate(_unknown_words(dataset, seed, voice, unknown)):
             clips.append(Clip(voice, UNKNOWN, word, t, split))
-        for word in _near_misses(dataset, seed, voice, per_keyword):
+        # A held-out voice says every near miss, whatever its engine's own takes.
+        said = dataset.takes_per_keyword if split == HELD_OUT_ENGINE else per_keyword
+        for word in _near_misses(dataset, seed, voice, said):
             clips += [Clip(voice, UNKNOWN, word, t, split) for t in range(near_takes)]
         clips += [Clip(voice, SILENCE, "", t, split) for t in range(dataset.silence_per_voice)]
     return clips
