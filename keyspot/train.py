@@ -107,7 +107,7 @@ class EpochData:
         if self.augmenting:
             self.pcm = load_training_audio(raw_dir, paths, spec)
             silence = spec.labels.index(SILENCE) if SILENCE in spec.labels else None
-            self.noise = augment.noise_bank(self.pcm, self.y, silence, training_seed(params))
+            self.noise = augment.noise_bank(self.pcm, self.y, silence, self.seed)
             # Reused every block: fresh 100 MB frame arrays cost page faults
             # that took ten times as long as the features themselves.
             self.work = features.Workspace(spec, self.BLOCK)

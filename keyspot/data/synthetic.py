@@ -316,24 +316,22 @@ def plan(dataset: SyntheticDataset, seed: int) -> list[Clip]:
     for voice in voices(dataset):
         split = splits[speaker(voice)]
         scale = dataset.training_engine_takes if engine(voice) in dataset.training_engines else 1
-        per_keyword = dataset.engine_takes_per_keyword.get(engine(voice), dataset.takes_per_keyword)
+        held_out = split == HELD_OUT_ENGINE
+        # A held-out voice (never a training engine's) says every word
+        # held_out_takes_per_keyword / takes_per_keyword times as often as a
+        # test voice: the test split's mix of labels, in more clips, since
+        # the held-out engine has few voices. It says every near miss.
+        per_keyword = dataset.held_out_takes_per_keyword if held_out else \
+            dataset.engine_takes_per_keyword.get(engine(voice), dataset.takes_per_keyword)
         unknown = round(dataset.unknown_per_voice * per_keyword / dataset.takes_per_keyword) * scale
-        takes, near_takes = per_keyword * scale, dataset.near_miss_takes * scale
-        if split == HELD_OUT_ENGINE:
-            # Every word held_out_takes_per_keyword / takes_per_keyword times
-            # as often as a test voice says it: the same mix of keywords and
-            # _unknown_ words as the test split, in more clips, since the
-            # held-out engine has few voices.
-            ratio = dataset.held_out_takes_per_keyword / dataset.takes_per_keyword
-            takes = dataset.held_out_takes_per_keyword
-            unknown = round(dataset.unknown_per_voice * ratio)
-            near_takes = max(1, round(dataset.near_miss_takes * ratio)) if dataset.near_miss_takes else 0
+        near_takes = dataset.near_miss_takes * scale
+        if held_out and near_takes:
+            near_takes = max(1, round(near_takes * per_keyword / dataset.takes_per_keyword))
         for keyword in dataset.keywords:
-            clips += [Clip(voice, keyword, keyword, t, split) for t in range(takes)]
+            clips += [Clip(voice, keyword, keyword, t, split) for t in range(per_keyword * scale)]
         for t, word in enumerate(_unknown_words(dataset, seed, voice, unknown)):
             clips.append(Clip(voice, UNKNOWN, word, t, split))
-        # A held-out voice says every near miss, whatever its engine's own takes.
-        said = dataset.takes_per_keyword if split == HELD_OUT_ENGINE else per_keyword
+        said = dataset.takes_per_keyword if held_out else per_keyword
         for word in _near_misses(dataset, seed, voice, said):
             clips += [Clip(voice, UNKNOWN, word, t, split) for t in range(near_takes)]
         clips += [Clip(voice, SILENCE, "", t, split) for t in range(dataset.silence_per_voice)]
