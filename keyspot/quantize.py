@@ -3,7 +3,8 @@
 The model is calibrated on training features, then the test split is run
 through the TFLite interpreter and through TensorFlow Lite Micro, the
 runtime the firmware links, so the accuracy in the report is the accuracy
-on the device. The TFLM arena size is measured, not guessed.
+on the device. The TFLM arena size is measured, not guessed. The model is
+stripped of tensor names and signatures, which no runtime on the device reads.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from keyspot import artifacts, cpu, features, keras_files
 from keyspot.features import FeatureSpec
 from keyspot.tflite_runner import TFLiteRunner, quantize_input
+from keyspot.tflite_strip import strip_names
 
 
 def convert(saved_model_dir: Path, calibration: np.ndarray) -> bytes:
@@ -33,7 +35,7 @@ def convert(saved_model_dir: Path, calibration: np.ndarray) -> bytes:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
-    return converter.convert()
+    return strip_names(converter.convert())
 
 
 def predict_tflite(model: bytes, x: np.ndarray) -> np.ndarray:

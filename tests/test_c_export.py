@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -229,6 +230,37 @@ def test_cortex_m4_cross_compile_keeps_model_aligned(workdir):
     sections = _run(["arm-none-eabi-readelf", "-SW", workdir / "model_data.c.o"]).stdout.decode()
     row = next(line for line in sections.splitlines() if ".rodata.g_model_data " in line)
     assert row.split()[-1] == "16"  # section alignment
+
+
+def test_stripping_names_keeps_every_output_and_aligns_every_buffer(tflite_model):
+    from keyspot.export.tflite_model import schema
+    from keyspot.quantize import predict_tflite, predict_tflm
+    from keyspot.tflite_strip import BUFFER_ALIGNMENT, buffer_data_offsets, strip_names
+
+    stripped = strip_names(tflite_model)
+    assert len(stripped) < len(tflite_model)
+    before, after = (schema.Model.GetRootAs(bytearray(m), 0) for m in (tflite_model, stripped))
+    assert before.SignatureDefsLength() == 1 and after.SignatureDefsLength() == 0
+    graph = after.Subgraphs(0)
+    assert graph.TensorsLength() == before.Subgraphs(0).TensorsLength()
+    assert all(graph.Tensors(i).Name() is None for i in range(graph.TensorsLength()))
+    offsets = buffer_data_offsets(stripped)
+    assert offsets.keys() == buffer_data_offsets(tflite_model).keys()
+    assert all(offset % BUFFER_ALIGNMENT == 0 for offset in offsets.values())
+    assert inspect(stripped) == dataclasses.replace(
+        inspect(tflite_model),
+        input=dataclasses.replace(inspect(tflite_model).input, name=""),
+        output=dataclasses.replace(inspect(tflite_model).output, name=""))
+    x = np.random.default_rng(3).normal(size=(32, FRAMES, COEFFS, 1)).astype(np.float32)
+    np.testing.assert_array_equal(predict_tflite(stripped, x), predict_tflite(tflite_model, x))
+    np.testing.assert_array_equal(predict_tflm(stripped, x, 8192), predict_tflm(tflite_model, x, 8192))
+
+
+def test_stripping_refuses_bytes_that_are_not_a_model():
+    from keyspot.tflite_strip import strip_names
+
+    with pytest.raises(ValueError, match="not a TFLite flatbuffer"):
+        strip_names(b"GIF89a" + bytes(64))
 
 
 def test_op_resolver_registers_exactly_the_models_ops(workdir, tflite_model):
