@@ -2,7 +2,7 @@
 from this file (MLflow's models-from-code), so that loading it runs this
 code rather than unpickling an object.
 
-`mlflow.pyfunc.load_model("models:/keyspot-synthetic-ds_cnn_s@candidate")`
+`mlflow.pyfunc.load_model("models:/keyspot-synthetic-ds_cnn_80@candidate")`
 gives a model whose `predict` takes a batch of normalised features, shaped
 (batch, frames, coefficients, 1) float32 as `spec.json` describes them, and
 returns one probability per label: the Keras model the pipeline trained.

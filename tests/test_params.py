@@ -18,7 +18,7 @@ def test_committed_params_equal_fresh_composition(repo):
 def test_committed_params_load(repo):
     params = load(repo / "params.yaml")
     assert params.dataset.keywords[:2] == ("yes", "no")  # strings, not YAML 1.1 booleans
-    assert params.model.name == "ds_cnn_s"
+    assert params.model.name == "ds_cnn_80"
 
 
 @pytest.mark.parametrize("group", ["dataset", "features", "model", "train", "quantize", "export", "deploy"])
@@ -28,7 +28,7 @@ def test_every_group_composes(repo, group):
 
 @pytest.mark.parametrize("overrides", [["experiment=smoke"], ["model=tiny_conv"], ["features=log_mel"],
                                        ["experiment=tiny"], *[["experiment=smoke", f"model={m}"] for m in
-                                                              ("ds_cnn_s", "ds_cnn_m", "cnn", "tiny_conv")]])
+                                                              ("ds_cnn_80", "ds_cnn_s", "ds_cnn_m", "cnn", "tiny_conv")]])
 def test_variants_validate(repo, overrides):
     from_dict(compose(repo / "conf", overrides))
 
