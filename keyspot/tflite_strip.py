@@ -7,14 +7,16 @@ tensors by index, so these strings are flash spent on nothing: about 10% of
 a DS-CNN's model. Operator codes and metadata (the minimum runtime version)
 stay, as TensorFlow's own `flatbuffer_utils.strip_strings` keeps them.
 
-The model is rewritten through the schema's object API, which packs weight
-buffers at the alignment of their element type (1 byte) and so ignores the
-schema's `force_align: 16`. Each buffer is aligned to 16 here, and the
-result is checked: int32 biases must never straddle a word on the device.
+The model is rewritten through the schema's object API, which packs a
+weight buffer only as aligned as its length word (4 bytes) and ignores the
+schema's `force_align: 16`. Each buffer is aligned to 16 here, as the
+schema asks, and the result is checked, so that no kernel on the device
+ever reads its weights or int32 biases across an alignment boundary.
 """
 
 from __future__ import annotations
 
+import flatbuffers
 import numpy as np
 
 # The schema that tflite-micro bundles: it needs only `flatbuffers`.
@@ -49,8 +51,6 @@ def strip_names(model: bytes) -> bytes:
             tensor.name = None
     for buffer in tree.buffers or []:
         buffer.__class__ = _AlignedBuffer
-
-    import flatbuffers
 
     builder = flatbuffers.Builder(len(model))
     builder.Finish(tree.Pack(builder), file_identifier=_IDENTIFIER)
