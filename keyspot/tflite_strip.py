@@ -19,7 +19,10 @@ from __future__ import annotations
 import flatbuffers
 import numpy as np
 
-# The schema that tflite-micro bundles: it needs only `flatbuffers`.
+# The schema that tflite-micro bundles: it needs only `flatbuffers`. Imported
+# here rather than through keyspot.export.tflite_model (whose is_flatbuffer
+# strip_names repeats) because that package's __init__ loads the whole C
+# export, which would make every edit to it rerun the quantize stage.
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
 BUFFER_ALIGNMENT = 16      # the schema's force_align on Buffer.data

@@ -247,10 +247,9 @@ def test_stripping_names_keeps_every_output_and_aligns_every_buffer(tflite_model
     offsets = buffer_data_offsets(stripped)
     assert offsets.keys() == buffer_data_offsets(tflite_model).keys()
     assert all(offset % BUFFER_ALIGNMENT == 0 for offset in offsets.values())
-    assert inspect(stripped) == dataclasses.replace(
-        inspect(tflite_model),
-        input=dataclasses.replace(inspect(tflite_model).input, name=""),
-        output=dataclasses.replace(inspect(tflite_model).output, name=""))
+    info = inspect(tflite_model)
+    assert inspect(stripped) == dataclasses.replace(info, input=dataclasses.replace(info.input, name=""),
+                                                    output=dataclasses.replace(info.output, name=""))
     x = np.random.default_rng(3).normal(size=(32, FRAMES, COEFFS, 1)).astype(np.float32)
     np.testing.assert_array_equal(predict_tflite(stripped, x), predict_tflite(tflite_model, x))
     np.testing.assert_array_equal(predict_tflm(stripped, x, 8192), predict_tflm(tflite_model, x, 8192))
