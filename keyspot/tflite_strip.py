@@ -43,25 +43,34 @@ class _AlignedBuffer(schema.BufferT):
 
 def strip_names(model: bytes) -> bytes:
     """The same model without tensor and subgraph names, description and signatures."""
-    if len(model) < 8 or not schema.Model.ModelBufferHasIdentifier(bytearray(model), 0):
-        raise ValueError("not a TFLite flatbuffer (no TFL3 identifier)")
-    tree = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
+    tree = unpack(model)
     tree.description = None
     tree.signatureDefs = None    # it names tensors, so it is useless without the names
     for subgraph in tree.subgraphs or []:
         subgraph.name = None
         for tensor in subgraph.tensors or []:
             tensor.name = None
+    return pack(tree, len(model))
+
+
+def unpack(model: bytes) -> schema.ModelT:
+    """The model's object tree, for a rewrite that pack() writes back."""
+    if len(model) < 8 or not schema.Model.ModelBufferHasIdentifier(bytearray(model), 0):
+        raise ValueError("not a TFLite flatbuffer (no TFL3 identifier)")
+    return schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
+
+
+def pack(tree: schema.ModelT, size_hint: int = 1024) -> bytes:
+    """The flatbuffer of `tree`, every buffer's data aligned to BUFFER_ALIGNMENT."""
     for buffer in tree.buffers or []:
         buffer.__class__ = _AlignedBuffer
-
-    builder = flatbuffers.Builder(len(model))
+    builder = flatbuffers.Builder(size_hint)
     builder.Finish(tree.Pack(builder), file_identifier=_IDENTIFIER)
-    stripped = bytes(builder.Output())
-    misaligned = [i for i, offset in buffer_data_offsets(stripped).items() if offset % BUFFER_ALIGNMENT]
+    packed = bytes(builder.Output())
+    misaligned = [i for i, offset in buffer_data_offsets(packed).items() if offset % BUFFER_ALIGNMENT]
     if misaligned:  # pragma: no cover - guards a change in the flatbuffers packer
-        raise RuntimeError(f"buffers {misaligned} are not {BUFFER_ALIGNMENT}-byte aligned after stripping")
-    return stripped
+        raise RuntimeError(f"buffers {misaligned} are not {BUFFER_ALIGNMENT}-byte aligned after packing")
+    return packed
 
 
 def buffer_data_offsets(model: bytes) -> dict[int, int]:

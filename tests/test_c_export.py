@@ -18,6 +18,7 @@ import yaml
 
 from keyspot.export import ExportError, export, generate
 from keyspot.export.c_model import INT8_KERNELS, SOURCES, header_comment
+from keyspot.export.device_model import compact_zero_points, expand_zero_points
 from keyspot.export.tflite_model import inspect, resolver_method
 from keyspot.features import FeatureSpec
 
@@ -153,7 +154,7 @@ def test_model_bytes_xxd_style(workdir, tflite_model):
     assert "alignas(16) const unsigned char g_model_data[] = {" in text
     rows = re.findall(r"^  (0x[0-9a-f]{2}(?:, 0x[0-9a-f]{2})*),?$", text, re.M)
     assert all(len(r.split(", ")) == 12 for r in rows[:-1]) and 1 <= len(rows[-1].split(", ")) <= 12
-    assert bytes(int(b, 16) for r in rows for b in r.split(", ")) == tflite_model
+    assert bytes(int(b, 16) for r in rows for b in r.split(", ")) == compact_zero_points(tflite_model)
 
 
 def _host_main(workdir: Path) -> Path:
@@ -209,8 +210,9 @@ def test_host_gcc_build_reproduces_model_labels_and_spec(workdir, tflite_model):
     lines = _run([exe]).stdout.decode("utf-8").splitlines()
     spec = _spec()
     inp, outp, _ = _interpreter_details(tflite_model)
+    device = compact_zero_points(tflite_model)
     assert lines[:5] == [
-        f"len {len(tflite_model)}", f"fnv {_fnv1a(tflite_model)}", "aligned 1", "arena 6144",
+        f"len {len(device)}", f"fnv {_fnv1a(device)}", "aligned 1", "arena 6144",
         f"shape {FRAMES} {COEFFS} {FRAMES * COEFFS}"]
     assert lines[5] == (f"quant {f32(inp['quantization'][0])} {inp['quantization'][1]} "
                         f"{f32(outp['quantization'][0])} {outp['quantization'][1]}")
@@ -253,6 +255,39 @@ def test_stripping_names_keeps_every_output_and_aligns_every_buffer(tflite_model
     x = np.random.default_rng(3).normal(size=(32, FRAMES, COEFFS, 1)).astype(np.float32)
     np.testing.assert_array_equal(predict_tflite(stripped, x), predict_tflite(tflite_model, x))
     np.testing.assert_array_equal(predict_tflm(stripped, x, 8192), predict_tflm(tflite_model, x, 8192))
+
+
+def test_the_boards_copy_stores_one_zero_point_per_weight_tensor(tflite_model):
+    """TFLite Micro gives the compact copy the same outputs in the same arena;
+    TFLite refuses it, and expanding it gives TFLite's model back."""
+    from keyspot.export.tflite_model import schema
+    from keyspot.quantize import predict_tflite, predict_tflm
+    from keyspot.tflite_strip import buffer_data_offsets
+
+    device = compact_zero_points(tflite_model)
+    per_channel = [t for t in schema.ModelT.InitFromPackedBuf(bytearray(tflite_model), 0).subgraphs[0].tensors
+                   if t.quantization is not None and t.quantization.scale is not None
+                   and len(t.quantization.scale) > 1]
+    assert per_channel, "the test model has no per-channel tensor"
+    compact = schema.ModelT.InitFromPackedBuf(bytearray(device), 0).subgraphs[0].tensors
+    for tensor in per_channel:
+        assert len(tensor.quantization.zeroPoint) == len(tensor.quantization.scale)
+    assert all(len(t.quantization.zeroPoint) == 1 for t in compact
+               if t.quantization is not None and t.quantization.scale is not None and len(t.quantization.scale) > 1)
+    expanded = expand_zero_points(device)
+    # 8 bytes for each zero point dropped, against the same tree packed in TFLite's form
+    assert len(expanded) - len(device) == 8 * sum(len(t.quantization.scale) - 1 for t in per_channel)
+    assert len(device) < len(tflite_model)
+    assert all(offset % 16 == 0 for offset in buffer_data_offsets(device).values())
+
+    x = np.random.default_rng(5).normal(size=(32, FRAMES, COEFFS, 1)).astype(np.float32)
+    np.testing.assert_array_equal(predict_tflm(device, x, 6144), predict_tflm(tflite_model, x, 6144))
+    with pytest.raises(Exception, match="zero_point"):
+        predict_tflite(device, x[:1])
+    np.testing.assert_array_equal(predict_tflite(expanded, x), predict_tflite(tflite_model, x))
+    assert compact_zero_points(device) == device
+    with pytest.raises(ValueError, match="TFL3"):
+        compact_zero_points(b"not a model at all")
 
 
 def test_stripping_refuses_bytes_that_are_not_a_model():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from keyspot import artifacts
 from keyspot.errors import UserError
-from keyspot.export import c_engine, device_ram, frontend_tables
+from keyspot.export import c_engine, device_model, device_ram, frontend_tables
 from keyspot.export.c_text import NonFiniteFloat, c_float, c_string, rows
 from keyspot.export.tflite_model import ModelFileError, ModelInfo, inspect, resolver_method
 from keyspot.features import FeatureSpec
@@ -69,7 +69,9 @@ def _header_file(comment: str, name: str, body: str, c_linkage: bool = True,
 
 def model_data_h(comment: str) -> str:
     return _header_file(comment, "model_data.h", (
-        "/* The int8 TFLite flatbuffer, 16-byte aligned as TFLite Micro requires. */\n"
+        "/* The int8 TFLite flatbuffer, 16-byte aligned as TFLite Micro requires;\n"
+        "   one zero point per weight tensor, a form only TFLite Micro reads\n"
+        "   (keyspot/export/device_model.py). */\n"
         "extern const unsigned char g_model_data[];\n"
         "extern const unsigned int g_model_data_len;\n"))
 
@@ -313,13 +315,14 @@ def _generate(model: bytes, spec: FeatureSpec, report: dict, comment: str, names
             summary.constant_bytes
     if engine != "tflm":
         raise ExportError(f"export.engine: {engine!r} is neither 'tflm' nor 'c'")
+    device = device_model.compact_zero_points(model)
     return {
         "model_data.h": model_data_h(comment),
-        "model_data.c": model_data_c(comment, model),
+        "model_data.c": model_data_c(comment, device),
         "model_settings.h": model_settings_h(comment, info, len(spec.labels), arena),
         "op_resolver.h": op_resolver_h(comment, info.ops),
         **common,
-    }, device_ram.model_buffers("tflm", arena), len(model)
+    }, device_ram.model_buffers("tflm", arena), len(device)
 
 
 def _c_engine_files(model: bytes, comment: str, model_name: str, info: ModelInfo,

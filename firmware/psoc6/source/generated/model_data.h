@@ -12,7 +12,9 @@
 extern "C" {
 #endif
 
-/* The int8 TFLite flatbuffer, 16-byte aligned as TFLite Micro requires. */
+/* The int8 TFLite flatbuffer, 16-byte aligned as TFLite Micro requires;
+   one zero point per weight tensor, a form only TFLite Micro reads
+   (keyspot/export/device_model.py). */
 extern const unsigned char g_model_data[];
 extern const unsigned int g_model_data_len;
 
