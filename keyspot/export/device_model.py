@@ -36,28 +36,31 @@ def _per_channel_constants(tree):
                 yield q
 
 
-def compact_zero_points(model: bytes) -> bytes:
-    """`model` with each constant per-channel tensor's all-zero zero points
-    stored once. Raises ValueError for bytes that are not a TFLite model."""
+def _rewrite_zero_points(model: bytes, replace) -> bytes:
+    """`model` with each constant per-channel tensor's zero points replaced by
+    `replace(zero_points, channels)`, where that gives an array; unchanged
+    bytes when nothing is replaced, so that a rewrite is idempotent."""
     tree = unpack(model)
     changed = False
     for q in _per_channel_constants(tree):
         zero = np.asarray(q.zeroPoint if q.zeroPoint is not None else [], dtype=np.int64)
-        # Only what TFLite Micro reads back the same: one zero point per scale, all 0.
-        if len(zero) == len(q.scale) and not zero.any():
-            q.zeroPoint = np.zeros(1, dtype=np.int64)
+        new = replace(zero, len(q.scale))
+        if new is not None:
+            q.zeroPoint = new
             changed = True
     return pack(tree, len(model)) if changed else model
+
+
+def compact_zero_points(model: bytes) -> bytes:
+    """`model` with each constant per-channel tensor's all-zero zero points
+    stored once. Raises ValueError for bytes that are not a TFLite model."""
+    # Only what TFLite Micro reads back the same: one zero point per scale, all 0.
+    return _rewrite_zero_points(model, lambda zero, channels: np.zeros(1, dtype=np.int64)
+                                if len(zero) == channels and not zero.any() else None)
 
 
 def expand_zero_points(model: bytes) -> bytes:
     """The inverse of compact_zero_points: one zero point per scale again, as
     TFLite's interpreter requires."""
-    tree = unpack(model)
-    changed = False
-    for q in _per_channel_constants(tree):
-        zero = np.asarray(q.zeroPoint if q.zeroPoint is not None else [], dtype=np.int64)
-        if len(zero) == 1:
-            q.zeroPoint = np.full(len(q.scale), zero[0], dtype=np.int64)
-            changed = True
-    return pack(tree, len(model)) if changed else model
+    return _rewrite_zero_points(model, lambda zero, channels: np.full(channels, zero[0], dtype=np.int64)
+                                if len(zero) == 1 else None)
