@@ -80,6 +80,14 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def _features_text(features) -> str:
+    """What the model hears, up to the framing: "MFCC features (10 coefficients"
+    or "log-mel features (40 bands"."""
+    if features.kind == "log_mel":
+        return f"log-mel features ({features.mel_bins} bands"
+    return f"{features.kind.upper()} features ({features.num_mfcc} coefficients"
+
+
 def render(params, metrics: dict, quantize: dict, firmware: dict, stream: dict, data: dict, eval_dir: Path,
            firmware_dir: Path, firmware_sha256: str, int8_sha256: str, registered_name: str) -> str:
     """The model card, Markdown."""
@@ -98,7 +106,7 @@ def render(params, metrics: dict, quantize: dict, firmware: dict, stream: dict, 
         "inference), int8-quantised for TensorFlow Lite Micro on a PSoC 6 (Cortex-M4F).",
         "",
         f"- Input: one second of 16-bit mono audio at {params.dataset.sample_rate} Hz as "
-        f"{params.features.kind.upper()} features ({params.features.num_mfcc} coefficients every "
+        f"{_features_text(params.features)} every "
         f"{params.features.hop_ms:g} ms over {params.features.window_ms:g} ms windows).",
         f"- Output: one probability for each of {len(labels)} labels: {', '.join(f'`{x}`' for x in labels)}.",
         f"- Trained on the `{params.dataset.name}` dataset: "
