@@ -176,12 +176,12 @@ def run(params, model_path: Path, features_dir: Path, metrics_path: Path, eval_d
     cpu.pin_kernels()   # before the model's first matrix product
 
     from keyspot import models, tracking
-    from keyspot.tflite_runner import TFLiteRunner
+    from keyspot.tflite_runner import ReferenceRunners
 
     features_dir = Path(features_dir)
     spec = FeatureSpec.load(features_dir / "spec.json")
     model = keras_files.load_model(model_path)
-    int8 = TFLiteRunner.reference(Path(int8_path).read_bytes()) if int8_path else None
+    int8 = ReferenceRunners(Path(int8_path).read_bytes()) if int8_path else None
     labels = spec.labels
 
     def probabilities(x):

@@ -9,8 +9,10 @@ stripped of tensor names and signatures, which no runtime on the device reads.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import numpy as np
 
 from keyspot import artifacts, cpu, features, keras_files
 from keyspot.features import FeatureSpec
-from keyspot.tflite_runner import TFLiteRunner, quantize_input
+from keyspot.tflite_runner import ReferenceRunners, TFLiteRunner, cores, quantize_input
 from keyspot.tflite_strip import strip_names
 
 
@@ -39,8 +41,9 @@ def convert(saved_model_dir: Path, calibration: np.ndarray) -> bytes:
 
 
 def predict_tflite(model: bytes, x: np.ndarray) -> np.ndarray:
-    """int8 outputs of the TFLite interpreter's reference kernels, one example at a time."""
-    return TFLiteRunner.reference(model).outputs(x)
+    """int8 outputs of the TFLite interpreter's reference kernels, one example
+    at a time, on every core."""
+    return ReferenceRunners(model).outputs(x)
 
 
 @contextmanager
@@ -82,7 +85,19 @@ def tflm_arena_bytes(model: bytes, upper: int = 1 << 20) -> int:
     return high
 
 
-def predict_tflm(model: bytes, x: np.ndarray, arena_size: int) -> np.ndarray:
+def predict_tflm(model: bytes, x: np.ndarray, arena_size: int, workers: int = 1) -> np.ndarray:
+    """int8 outputs of TensorFlow Lite Micro, one example at a time. With
+    `workers` > 1, contiguous parts of `x` run in as many processes (TFLM
+    holds the GIL while it runs); the rows are the same."""
+    parts = [p for p in np.array_split(x, max(1, workers)) if len(p)]
+    if len(parts) <= 1:
+        return _predict_tflm(model, x, arena_size)
+    # Spawned: the parent has TensorFlow's threads running, which a fork would copy mid-flight.
+    with ProcessPoolExecutor(len(parts), mp_context=multiprocessing.get_context("spawn")) as pool:
+        return np.concatenate(list(pool.map(_predict_tflm, [model] * len(parts), parts, [arena_size] * len(parts))))
+
+
+def _predict_tflm(model: bytes, x: np.ndarray, arena_size: int) -> np.ndarray:
     interpreter = _tflm(model, arena_size)
     inp = interpreter.get_input_details(0)
     scale, zero = inp["quantization_parameters"]["scales"][0], inp["quantization_parameters"]["zero_points"][0]
@@ -118,10 +133,14 @@ def run(params, model_path: Path, saved_model_dir: Path, features_dir: Path,
 
     float_model = keras_files.load_model(model_path)
     float_accuracy = float((float_model.predict(x_test, batch_size=256, verbose=0).argmax(1) == y_test).mean())
-    tflite_out = predict_tflite(model, x_test)
     arena = tflm_arena_bytes(model)
     arena_budget = int(np.ceil(arena * params.quantize.arena_headroom / 16) * 16)
-    tflm_out = predict_tflm(model, x_test, arena_budget)
+    # Both runtimes at once: TFLM's parts on processes (a thread here only
+    # waits for them), TFLite's on threads, so that every core is busy.
+    with ThreadPoolExecutor(1, thread_name_prefix="tflm") as background:
+        pending = background.submit(predict_tflm, model, x_test, arena_budget, cores())
+        tflite_out = predict_tflite(model, x_test)
+        tflm_out = pending.result()
 
     report = {
         "labels": list(spec.labels),

@@ -257,6 +257,20 @@ def test_stripping_names_keeps_every_output_and_aligns_every_buffer(tflite_model
     np.testing.assert_array_equal(predict_tflm(stripped, x, 8192), predict_tflm(tflite_model, x, 8192))
 
 
+def test_the_runtimes_split_over_cores_give_one_interpreters_rows(tflite_model):
+    """quantize and evaluate run a split across threads (TFLite) and
+    processes (TFLite Micro); the rows come back whole and in order."""
+    from keyspot.quantize import predict_tflm
+    from keyspot.tflite_runner import ReferenceRunners, TFLiteRunner
+
+    x = np.random.default_rng(5).normal(size=(7, FRAMES, COEFFS, 1)).astype(np.float32)
+    one = TFLiteRunner.reference(tflite_model)
+    np.testing.assert_array_equal(ReferenceRunners(tflite_model, 3).outputs(x), one.outputs(x))
+    np.testing.assert_array_equal(ReferenceRunners(tflite_model, 3)(x), one(x))
+    np.testing.assert_array_equal(ReferenceRunners(tflite_model, 9).outputs(x[:2]), one.outputs(x[:2]))
+    np.testing.assert_array_equal(predict_tflm(tflite_model, x, 8192, workers=3), predict_tflm(tflite_model, x, 8192))
+
+
 def test_the_boards_copy_stores_one_zero_point_per_weight_tensor(tflite_model):
     """TFLite Micro gives the compact copy the same outputs in the same arena;
     TFLite refuses it, and expanding it gives TFLite's model back."""
