@@ -3,10 +3,10 @@
 Both stages run every test clip through the int8 model one at a time, on
 TensorFlow Lite's reference kernels and (quantize) on TensorFlow Lite
 Micro. The plain way runs one interpreter of each in turn, as the stages
-did before. keyspot's way (keyspot.quantize.run) splits the clips over the
-cores: TFLite's interpreters on threads (the interpreter lets go of the
-GIL while it runs) and TFLite Micro's on spawned processes (it holds the
-GIL), both at once. Runs the pipeline's models/model_int8.tflite on the
+did before. keyspot's way (keyspot.quantize.predict_both, which quantize
+runs) splits the clips over the cores: TFLite's interpreters on threads
+(the interpreter lets go of the GIL while it runs) and TFLite Micro's on
+spawned processes (it holds the GIL), both at once. Runs the pipeline's models/model_int8.tflite on the
 first `--clips` clips of data/features' test split; prints both times,
 their ratio, and checks that both give the same outputs.
 
@@ -20,7 +20,6 @@ import argparse
 import json
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +34,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from keyspot import features
-    from keyspot.quantize import predict_tflm
-    from keyspot.tflite_runner import ReferenceRunners, TFLiteRunner, cores
+    from keyspot.quantize import predict_both, predict_tflm
+    from keyspot.tflite_runner import TFLiteRunner, cores
 
     model_path, report_path = REPO / "models/model_int8.tflite", REPO / "reports/quantize.json"
     if not model_path.exists() or not report_path.exists():
@@ -51,9 +50,7 @@ def main() -> None:
     plain = TFLiteRunner.reference(model).outputs(x), predict_tflm(model, x, arena)
     plain_s = time.perf_counter() - start
     start = time.perf_counter()
-    with ThreadPoolExecutor(1) as background:
-        pending = background.submit(predict_tflm, model, x, arena, cores())
-        split = ReferenceRunners(model).outputs(x), pending.result()
+    split = predict_both(model, x, arena)
     split_s = time.perf_counter() - start
 
     if not all(np.array_equal(a, b) for a, b in zip(plain, split, strict=True)):

@@ -97,6 +97,15 @@ def predict_tflm(model: bytes, x: np.ndarray, arena_size: int, workers: int = 1)
         return np.concatenate(list(pool.map(_predict_tflm, [model] * len(parts), parts, [arena_size] * len(parts))))
 
 
+def predict_both(model: bytes, x: np.ndarray, arena_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """predict_tflite and predict_tflm, at once: TFLM's parts on processes
+    (a thread here only waits for them), TFLite's on threads, so that every
+    core is busy."""
+    with ThreadPoolExecutor(1, thread_name_prefix="tflm") as background:
+        pending = background.submit(predict_tflm, model, x, arena_size, cores())
+        return predict_tflite(model, x), pending.result()
+
+
 def _predict_tflm(model: bytes, x: np.ndarray, arena_size: int) -> np.ndarray:
     interpreter = _tflm(model, arena_size)
     inp = interpreter.get_input_details(0)
@@ -135,12 +144,7 @@ def run(params, model_path: Path, saved_model_dir: Path, features_dir: Path,
     float_accuracy = float((float_model.predict(x_test, batch_size=256, verbose=0).argmax(1) == y_test).mean())
     arena = tflm_arena_bytes(model)
     arena_budget = int(np.ceil(arena * params.quantize.arena_headroom / 16) * 16)
-    # Both runtimes at once: TFLM's parts on processes (a thread here only
-    # waits for them), TFLite's on threads, so that every core is busy.
-    with ThreadPoolExecutor(1, thread_name_prefix="tflm") as background:
-        pending = background.submit(predict_tflm, model, x_test, arena_budget, cores())
-        tflite_out = predict_tflite(model, x_test)
-        tflm_out = pending.result()
+    tflite_out, tflm_out = predict_both(model, x_test, arena_budget)
 
     report = {
         "labels": list(spec.labels),

@@ -125,9 +125,10 @@ class ReferenceRunners:
         self.runners = [TFLiteRunner.reference(model) for _ in range(count or cores())]
 
     def _map(self, method, x: np.ndarray) -> np.ndarray:
-        parts = [p for p in np.array_split(np.asarray(x, np.float32), len(self.runners)) if len(p)]
+        x = np.asarray(x, np.float32)
+        parts = [p for p in np.array_split(x, len(self.runners)) if len(p)]
         if len(parts) <= 1:
-            return method(self.runners[0], np.asarray(x, np.float32))
+            return method(self.runners[0], x)
         with ThreadPoolExecutor(len(parts), thread_name_prefix="tflite") as pool:
             return np.concatenate(list(pool.map(method, self.runners, parts)))
 
