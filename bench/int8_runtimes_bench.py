@@ -34,8 +34,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from keyspot import features
+    from keyspot.cpu import cores
     from keyspot.quantize import predict_both, predict_tflm
-    from keyspot.tflite_runner import TFLiteRunner, cores
+    from keyspot.tflite_runner import TFLiteRunner
 
     model_path, report_path = REPO / "models/model_int8.tflite", REPO / "reports/quantize.json"
     if not model_path.exists() or not report_path.exists():

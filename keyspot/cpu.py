@@ -41,6 +41,13 @@ def pin_numpy() -> None:
     os.environ["NPY_DISABLE_CPU_FEATURES"] = NUMPY_DISABLED
 
 
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container
+    or `taskset` may narrow below the machine's count): every "0 workers:
+    one per core" in keyspot means these."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def pin_kernels() -> None:
     """Before the first matrix product of the process: oneDNN reads the
     setting once. Overrides ONEDNN_MAX_CPU_ISA from the environment, which

@@ -20,7 +20,7 @@ import numpy as np
 
 from keyspot import artifacts, cpu, features, keras_files
 from keyspot.features import FeatureSpec
-from keyspot.tflite_runner import ReferenceRunners, TFLiteRunner, cores, quantize_input
+from keyspot.tflite_runner import ReferenceRunners, TFLiteRunner, quantize_input
 from keyspot.tflite_strip import strip_names
 
 
@@ -102,7 +102,7 @@ def predict_both(model: bytes, x: np.ndarray, arena_size: int) -> tuple[np.ndarr
     (a thread here only waits for them), TFLite's on threads, so that every
     core is busy."""
     with ThreadPoolExecutor(1, thread_name_prefix="tflm") as background:
-        pending = background.submit(predict_tflm, model, x, arena_size, cores())
+        pending = background.submit(predict_tflm, model, x, arena_size, cpu.cores())
         return predict_tflite(model, x), pending.result()
 
 

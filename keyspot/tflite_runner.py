@@ -17,13 +17,13 @@ the server.
 
 from __future__ import annotations
 
-import os
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from keyspot.cpu import cores
 from keyspot.features import FeatureSpec
 
 
@@ -137,8 +137,3 @@ class ReferenceRunners:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self._map(TFLiteRunner.__call__, x)
-
-
-def cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

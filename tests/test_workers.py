@@ -40,3 +40,15 @@ def test_count_never_starts_more_processes_than_chunks():
     assert workers.count(8, 100, chunk=64) == 2
     assert workers.count(0, 0) == 1
     assert workers.count(0, 10_000) == (os.cpu_count() or 1)
+
+
+def test_every_core_means_the_cores_this_process_may_use():
+    """`workers: 0` counts the cores of the process's CPU affinity (what a
+    container or `taskset` leaves it), not the machine's."""
+    allowed = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(allowed)})
+        assert workers.count(0, 100) == 1
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert workers.count(0, 100) == min(len(allowed), 100)

@@ -16,7 +16,6 @@ import csv
 import dataclasses
 import io
 import json
-import os
 import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ import numpy as np
 import soundfile
 
 from keyspot import artifacts
+from keyspot.cpu import cores
 from keyspot.data.manifest import present, read_manifest
 
 SILENT_DBFS = -60.0   # a clip whose RMS is below this holds no usable sound
@@ -108,7 +108,7 @@ def line(report: dict, json_path: Path) -> str:
 
 def _flags(paths: list[Path]) -> list[tuple[bool, bool]]:
     # libsndfile releases the GIL while it reads: threads use every core.
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(cores()) as pool:
         return list(pool.map(_flags_of, paths, chunksize=64))
 
 

@@ -11,16 +11,17 @@ found and reported as its own result.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 
+from keyspot.cpu import cores
+
 
 def count(workers: int, jobs: int, chunk: int = 1) -> int:
     """Processes to start: `workers` (0: every core), no more than there are chunks."""
-    return max(1, min(workers or os.cpu_count() or 1, -(-jobs // chunk)))
+    return max(1, min(workers or cores(), -(-jobs // chunk)))
 
 
 def run(work: Callable, jobs: Sequence, *, workers: int, initializer: Callable, initargs: tuple,

@@ -29,7 +29,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from keyspot import artifacts, audio, features
+from keyspot import artifacts, audio, cpu, features
 from keyspot.data.manifest import present, read_manifest
 
 # Clips per task: large enough that numpy's per-call overhead vanishes,
@@ -76,7 +76,7 @@ def stream_features(paths: list[Path], spec: features.FeatureSpec, workers: int 
     At most two chunks per worker are in flight, so memory does not grow
     with the number of clips.
     """
-    workers = workers or os.cpu_count() or 1
+    workers = workers or cpu.cores()
     starts = range(0, len(paths), CHUNK)
     # The workers are the parallelism: OpenBLAS threads for each worker's
     # small mel product only contend with them (measured: a cold run at half
@@ -204,7 +204,7 @@ def _decode_chunk(paths: list[Path], spec: features.FeatureSpec) -> np.ndarray:
 def stream_pcm(paths: list[Path], spec: features.FeatureSpec, workers: int = 0) -> np.ndarray:
     """Decode clips (all known to be readable) into one int16 array, in order."""
     out = np.zeros((len(paths), spec.clip_samples), np.int16)
-    with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(workers or cpu.cores()) as pool:
         chunks = [(s, pool.submit(_decode_chunk, paths[s:s + CHUNK], spec))
                   for s in range(0, len(paths), CHUNK)]
         for start, future in chunks:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import errno
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
 from keyspot import recognizer as rec
+from keyspot.cpu import cores
 from keyspot.errors import UserError
 from keyspot.features import FeatureSpec
 from keyspot.schema import Recognizer
@@ -196,7 +196,7 @@ class Server(BaseApplication):
         o = self.options
         settings = {
             "bind": f"[{o.host}]:{o.port}" if ":" in o.host else f"{o.host}:{o.port}",
-            "workers": o.workers or os.cpu_count() or 1,
+            "workers": o.workers or cores(),
             "worker_class": JsonErrorWorker,
             "threads": THREADS,
             # One request per connection, as with sync workers: a request whose
