@@ -6,9 +6,10 @@ Micro. The plain way runs one interpreter of each in turn, as the stages
 did before. keyspot's way (keyspot.quantize.predict_both, which quantize
 runs) splits the clips over the cores: TFLite's interpreters on threads
 (the interpreter lets go of the GIL while it runs) and TFLite Micro's on
-spawned processes (it holds the GIL), both at once. Runs the pipeline's models/model_int8.tflite on the
-first `--clips` clips of data/features' test split; prints both times,
-their ratio, and checks that both give the same outputs.
+spawned processes (it holds the GIL), both at once. Runs the pipeline's
+models/model_int8.tflite on the first `--clips` clips of data/features'
+test split; prints both times, their ratio, and checks that both give the
+same outputs.
 
     python bench/int8_runtimes_bench.py                # 1,000 clips
     python bench/int8_runtimes_bench.py --clips 0      # the whole test split

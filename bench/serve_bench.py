@@ -191,12 +191,14 @@ def load_clips(raw: Path, count: int, spec: dict) -> tuple[list[bytes], str]:
 
 
 def main() -> int:
+    from keyspot.cpu import cores
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", default="models", help="with saved_model/ and model.keras")
     parser.add_argument("--spec", default="data/features/spec.json")
     parser.add_argument("--raw", default="data/raw", help="clips: the test split of its manifest.csv")
     parser.add_argument("--clips", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="keyspot serve --workers")
+    parser.add_argument("--workers", type=int, default=cores(), help="keyspot serve --workers")
     parser.add_argument("--concurrency", type=int, default=8, help="client threads")
     parser.add_argument("--seconds", type=float, default=10.0, help="load per server")
     parser.add_argument("--json", help="also write the results here")
@@ -222,7 +224,7 @@ def main() -> int:
                                         str(model_dir), "--spec", str(spec_path), "--tutorial-server"]),
     }
     print(f"serve_bench: {where}; {args.concurrency} concurrent clients, {args.seconds:g} s per server, "
-          f"keyspot serve with {args.workers} workers, {os.cpu_count()} CPU cores", flush=True)
+          f"keyspot serve with {args.workers} workers, {cores()} CPU cores", flush=True)
     results, labels = {}, {}
     for name, (path, cmd) in servers.items():
         port = free_port()
