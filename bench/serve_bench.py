@@ -76,8 +76,10 @@ def tutorial_server(port: int, model_path: str, spec_path: str) -> None:
             win_length=spec["window_samples"], window="hann", center=False, n_mels=spec["mel_bins"],
             fmin=spec["mel_fmin"], fmax=spec["mel_fmax"], power=2.0)
         log_mel = librosa.power_to_db(mel, ref=1.0, amin=spec["log_floor"], top_db=None)
-        mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=spec["num_mfcc"], dct_type=2, norm="ortho")
-        x = ((mfcc.T - mean) / std)[np.newaxis, ..., np.newaxis]
+        # keyspot's log-mel features are these bands in dB; its MFCCs their DCT.
+        coefficients = log_mel if spec.get("kind") == "log_mel" else \
+            librosa.feature.mfcc(S=log_mel, n_mfcc=spec["num_mfcc"], dct_type=2, norm="ortho")
+        x = ((coefficients.T - mean) / std)[np.newaxis, ..., np.newaxis]
         probs = model.predict(x)[0]
         return jsonify({"label": spec["labels"][int(np.argmax(probs))],
                         "probabilities": {k: float(v) for k, v in zip(spec["labels"], probs, strict=True)}})
@@ -152,10 +154,14 @@ def wait_until_up(proc: subprocess.Popen, port: int, path: str, body: bytes, nam
         if proc.poll() is not None:
             sys.exit(f"serve_bench: {name} exited {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            if post(port, path, body)[0] == 200:
-                return
-        except OSError:
+            status, answer = post(port, path, body)
+        except OSError:   # not listening yet
             time.sleep(0.5)
+            continue
+        if status == 200:
+            return
+        # Up, but failing: waiting would not help.
+        sys.exit(f"serve_bench: {name} answered {status}: {answer[:300]!r}; see {log}")
     sys.exit(f"serve_bench: {name} did not answer within 300 s; see {log}")
 
 
