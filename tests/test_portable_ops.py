@@ -31,6 +31,12 @@ def _outputs_and_gradients(f, *args):
     return [y.numpy(), *[g.numpy() for g in tape.gradient(loss, args)]]
 
 
+def _onednn_ops() -> bool:
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
 def _close(ours, theirs):
     assert len(ours) == len(theirs)
     for a, b in zip(ours, theirs, strict=True):
@@ -52,6 +58,9 @@ CONVOLUTIONS = [  # name, input shape, kernel shape, strides, padding
 @pytest.mark.parametrize("name,x_shape,k_shape,strides,padding", CONVOLUTIONS)
 def test_convolutions_and_their_gradients_are_tensorflows(backend, name, x_shape, k_shape, strides, padding):
     nn, originals = backend
+    if name == "depthwise_conv" and strides[0] != strides[1] and not _onednn_ops():
+        pytest.skip("TensorFlow has a depthwise convolution with unequal strides only among its oneDNN ops, "
+                    "which it turns on for CPUs with AVX-512 VNNI, BF16 or AMX; this CPU runs Eigen's")
     rng = np.random.default_rng(1)
     x, k = rng.standard_normal(x_shape).astype(np.float32), rng.standard_normal(k_shape).astype(np.float32)
     ours = _outputs_and_gradients(lambda x, k: getattr(nn, name)(x, k, strides, padding), x, k)
