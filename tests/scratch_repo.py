@@ -92,11 +92,10 @@ def recorded_outputs() -> dict[str, str] | str:
     that none are recorded for it."""
     import json
 
-    from kernel_sets import KERNELS
+    from kernel_sets import expected
 
-    outputs = json.loads(RECORDED.read_text())["outputs"]
-    return outputs.get(KERNELS, f"no smoke outputs recorded for ONNX Runtime's {KERNELS} kernels; "
-                                "record them on such a CPU: python tests/scratch_repo.py record")
+    return expected(json.loads(RECORDED.read_text())["outputs"],
+                    "smoke outputs (record them on such a CPU: python tests/scratch_repo.py record)")
 
 
 def record(root: Path) -> None:
