@@ -86,39 +86,20 @@ def smoke_output_hashes(root: Path) -> dict[str, str]:
     return {path: md5 for path, md5 in output_hashes(root).items() if path not in CODE_OUTPUTS}
 
 
-def recorded_outputs() -> dict[str, str] | str:
-    """RECORDED's md5s for this CPU's ONNX Runtime kernel set (fetch's Piper
-    takes differ between them: tests/kernel_sets.py), or a message saying
-    that none are recorded for it."""
-    import json
-
-    from kernel_sets import expected
-
-    return expected(json.loads(RECORDED.read_text())["outputs"],
-                    "smoke outputs (record them on such a CPU: python tests/scratch_repo.py record)")
-
-
 def record(root: Path) -> None:
-    """Write this CPU's kernel set's md5s into RECORDED from the reproduced
-    smoke repo at `root`, keeping the other sets'."""
+    """Write RECORDED from the reproduced smoke repo at `root`."""
     import json
 
-    from kernel_sets import KERNELS
-
-    outputs = json.loads(RECORDED.read_text())["outputs"] if RECORDED.is_file() else {}
-    outputs[KERNELS] = smoke_output_hashes(root)
     RECORDED.write_text(json.dumps({
         "generated": "by `python tests/scratch_repo.py record`: the md5 of every output of the smoke "
-                     "pipeline (conf/experiment/smoke.yaml) but " + ", ".join(CODE_OUTPUTS)
-                     + ", by ONNX Runtime's kernel set (tests/kernel_sets.py)",
-        "outputs": outputs}, indent=1, sort_keys=True) + "\n")
+                     "pipeline (conf/experiment/smoke.yaml) but " + ", ".join(CODE_OUTPUTS),
+        "outputs": smoke_output_hashes(root)}, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["record"]:
     import tempfile
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from keyspot.compose import compose
 
     repo = Path(__file__).resolve().parents[1]

