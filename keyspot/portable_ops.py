@@ -103,21 +103,61 @@ def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None,
     (top, bottom), (left, right) = (_same_padding(inputs.shape[1], kh, sh), _same_padding(inputs.shape[2], kw, sw)) \
         if pad == "SAME" else ((0, 0), (0, 0))
 
+    if sh != sw:
+        return _unequal_strides_depthwise(inputs, kernel, sh, sw, (top, bottom, left, right))
+
     @tf.custom_gradient
     def convolve(x, w):
         def gradient(dy):
             dx = tf.raw_ops.DepthwiseConv2dNativeBackpropInput(input_sizes=tf.shape(x), filter=w, out_backprop=dy,
                                                                strides=step, padding=pad)
             padded = tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]])
-            rows, cols = dy.shape[1], dy.shape[2]
-            # Each tap's gradient: its shifted input times dy, summed per
-            # example and then over the batch (plain reductions).
-            taps = [tf.reduce_sum(tf.reduce_sum(
-                        padded[:, i:i + (rows - 1) * sh + 1:sh, j:j + (cols - 1) * sw + 1:sw, :] * dy, axis=[1, 2]),
-                        axis=0)
-                    for i in range(kh) for j in range(kw)]
-            return dx, tf.reshape(tf.stack(taps), w.shape)
+            return dx, _depthwise_kernel_gradient(padded, dy, w.shape, sh, sw)
         return tf.nn.depthwise_conv2d(x, w, step, pad), gradient
+
+    return convolve(inputs, kernel)
+
+
+def _depthwise_kernel_gradient(padded, dy, shape, sh: int, sw: int):
+    """Each tap's gradient: its shifted, strided input times dy, summed per
+    example and then over the batch (plain reductions)."""
+    import tensorflow as tf
+
+    rows, cols = dy.shape[1], dy.shape[2]
+    taps = [tf.reduce_sum(tf.reduce_sum(
+                padded[:, i:i + (rows - 1) * sh + 1:sh, j:j + (cols - 1) * sw + 1:sw, :] * dy, axis=[1, 2]), axis=0)
+            for i in range(shape[0]) for j in range(shape[1])]
+    return tf.reshape(tf.stack(taps), shape)
+
+
+def _unequal_strides_depthwise(inputs, kernel, sh: int, sw: int, pads: tuple[int, int, int, int]):
+    """A depthwise convolution stepping `sh` rows and `sw` columns: the
+    stride-1 convolution of the padded input at every sh-th row and sw-th
+    column. TensorFlow's own kernel for unequal strides is among its oneDNN
+    ops, which it turns on only for some CPUs (AVX-512 VNNI, BF16 or AMX);
+    Eigen's, on the others, refuses them."""
+    import tensorflow as tf
+
+    top, bottom, left, right = pads
+    one = [1, 1, 1, 1]
+
+    @tf.custom_gradient
+    def convolve(x, w):
+        padded = tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]])
+        full = tf.nn.depthwise_conv2d(padded, w, one, "VALID")
+        y = full[:, ::sh, ::sw, :]
+
+        def gradient(dy):
+            # dy back on the stride-1 grid, zeros between (adding a zero is exact).
+            _, rows, cols, ch = dy.shape
+            spread = tf.reshape(tf.pad(dy[:, :, None, :, None, :], [[0, 0], [0, 0], [0, sh - 1], [0, 0],
+                                                                    [0, sw - 1], [0, 0]]),
+                                [-1, rows * sh, cols * sw, ch])[:, :full.shape[1], :full.shape[2], :]
+            dx = tf.raw_ops.DepthwiseConv2dNativeBackpropInput(input_sizes=tf.shape(padded), filter=w,
+                                                               out_backprop=spread, strides=one, padding="VALID")
+            return dx[:, top:top + x.shape[1], left:left + x.shape[2], :], \
+                _depthwise_kernel_gradient(padded, dy, w.shape, sh, sw)
+        return y, gradient
 
     return convolve(inputs, kernel)
 
