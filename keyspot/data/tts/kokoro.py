@@ -112,6 +112,7 @@ def check_installed() -> None:
         raise MissingToolError(f"Kokoro: {voices_dir()} lacks the voices {', '.join(missing[:3])}"
                                f"{' ...' if len(missing) > 3 else ''}; install them with `make setup`")
     try:
+        import onnx  # noqa: F401  (fixed_softmax rewrites the model with it)
         import onnxruntime  # noqa: F401
         from piper.phonemize_espeak import EspeakPhonemizer  # noqa: F401
     except ImportError as err:

@@ -14,7 +14,7 @@ any order. Per take, the noise scales are drawn from the same hash.
 ONNX Runtime picks its kernels by CPU. Its Softmax sums in another order
 with AVX-512 than with AVX2, so the model's Softmax is rewritten to sum in
 one order (fixed_softmax): x86-64 CPUs with AVX2 and FMA, with or without
-AVX-512, then give the same samples; one with SSE only gives others.
+AVX-512, then give the same samples; one without FMA gives others.
 
 Piper has no pitch control. The take is resampled instead, which moves the
 pitch and the formants together, as a shorter or longer vocal tract would:
@@ -59,6 +59,7 @@ def _version(package: str) -> str:
 def check_installed() -> None:
     _version(PACKAGE)
     try:
+        import onnx  # noqa: F401  (fixed_softmax rewrites the model with it)
         import onnxruntime  # noqa: F401
         import piper  # noqa: F401
     except ImportError as err:
