@@ -19,8 +19,8 @@ polynomial on AVX2 and AVX-512, so the model gives the samples an AVX-512
 CPU gave before, now on either. The order is AVX-512's so that the
 datasets fetched on AVX-512 machines stay what they were.
 
-CPUs without AVX2 and FMA (SSE only) still differ: their matrix products
-round each multiply before adding.
+CPUs without FMA (SSE only, or AVX without it) still differ: their matrix
+products round each multiply before adding.
 """
 
 from __future__ import annotations
