@@ -52,7 +52,7 @@ class _Builder:
         consts = {"lower": np.float32(LOWER_RANGE), "lanes": np.array([LANES], np.int64),
                   "half": np.array([LANES // 2], np.int64), "tail": np.array([-1, LANES], np.int64),
                   "last_axis": np.array([-1], np.int64), "lanes_axis": np.array(-2, np.int64),
-                  "last": np.array(-1, np.int64), "minus_one": np.array([-1], np.int64),
+                  "last": np.array(-1, np.int64),
                   "i0": np.array([0], np.int64), "i1": np.array([1], np.int64),
                   "i2": np.array([2], np.int64), "end": np.array([2**62], np.int64)}
         self.const = {}
@@ -68,10 +68,11 @@ class _Builder:
         self._first = False
         return output
 
-    def softmax(self, x: str, y: str, name: str) -> None:
+    def softmax(self, x: str, y: str, name: str) -> list:
+        """Add the nodes for one Softmax; return those that take its place."""
         from onnx import TensorProto, helper
 
-        self._first = True
+        self.in_place, self._first = [], True
         c, n = self.const, self.node
         p = f"{_PREFIX}/{name}/"
         if self.opset >= 18:
@@ -82,8 +83,8 @@ class _Builder:
         exps = n("Exp", [shifted], p + "exp")
         # Pad the row with zeros to whole lanes and lay it out [..., chunks, lanes].
         shape = n("Shape", [exps], p + "shape")
-        length = n("Slice", [shape, c["minus_one"], c["end"]], p + "length")
-        leading = n("Slice", [shape, c["i0"], c["minus_one"]], p + "leading")
+        length = n("Slice", [shape, c["last_axis"], c["end"]], p + "length")
+        leading = n("Slice", [shape, c["i0"], c["last_axis"]], p + "leading")
         short = n("Mod", [n("Sub", [c["lanes"], n("Mod", [length, c["lanes"]], p + "rem")], p + "gap"),
                           c["lanes"]], p + "pad")
         zeros = n("ConstantOfShape", [n("Concat", [leading, short], p + "zeros_shape", axis=0)], p + "zeros",
@@ -107,6 +108,7 @@ class _Builder:
         # ONNX Runtime's optimiser turns Div(1, s) * e into e / s, which rounds
         # otherwise (Kokoro's session is optimised).
         n("Mul", [exps, n("Reciprocal", [total], p + "reciprocal")], y)
+        return self.in_place
 
     def _slice(self, x: str, start: str, end: str, output: str, step: str | None = None) -> str:
         inputs = [x, start, end, self.const["last_axis"]] + ([step] if step else [])
@@ -131,9 +133,7 @@ def fixed_order_softmax(model: bytes) -> bytes:
         if axis != -1:
             raise ValueError(f"Softmax {node.name!r} normalises axis {axis}; only a Softmax over "
                              "the last axis (-1) can be summed in a fixed order")
-        builder.in_place.clear()
-        builder.softmax(node.input[0], node.output[0], node.name or f"softmax{len(nodes)}")
-        nodes.extend(builder.in_place)
+        nodes.extend(builder.softmax(node.input[0], node.output[0], node.name or f"softmax{len(nodes)}"))
     del proto.graph.node[:]
     proto.graph.node.extend(nodes + builder.appended)
     return proto.SerializeToString()
