@@ -47,8 +47,7 @@ class _Builder:
         from onnx import numpy_helper
 
         self.opset = opset
-        self.in_place, self.appended = [], []
-        self._first = True
+        self.appended = []
         consts = {"lower": np.float32(LOWER_RANGE), "lanes": np.array([LANES], np.int64),
                   "half": np.array([LANES // 2], np.int64), "tail": np.array([-1, LANES], np.int64),
                   "last_axis": np.array([-1], np.int64), "lanes_axis": np.array(-2, np.int64),
@@ -63,16 +62,14 @@ class _Builder:
     def node(self, op: str, inputs: list[str], output: str, **attributes) -> str:
         from onnx import helper
 
-        (self.in_place if self._first else self.appended).append(
-            helper.make_node(op, inputs, [output], **attributes))
-        self._first = False
+        self.appended.append(helper.make_node(op, inputs, [output], **attributes))
         return output
 
-    def softmax(self, x: str, y: str, name: str) -> list:
-        """Add the nodes for one Softmax; return those that take its place."""
+    def softmax(self, x: str, y: str, name: str):
+        """Add the nodes for one Softmax; return the one that takes its place."""
         from onnx import TensorProto, helper
 
-        self.in_place, self._first = [], True
+        first = len(self.appended)
         c, n = self.const, self.node
         p = f"{_PREFIX}/{name}/"
         if self.opset >= 18:
@@ -108,7 +105,7 @@ class _Builder:
         # ONNX Runtime's optimiser turns Div(1, s) * e into e / s, which rounds
         # otherwise (Kokoro's session is optimised).
         n("Mul", [exps, n("Reciprocal", [total], p + "reciprocal")], y)
-        return self.in_place
+        return self.appended.pop(first)
 
     def _slice(self, x: str, start: str, end: str, output: str, step: str | None = None) -> str:
         inputs = [x, start, end, self.const["last_axis"]] + ([step] if step else [])
@@ -133,7 +130,7 @@ def fixed_order_softmax(model: bytes) -> bytes:
         if axis != -1:
             raise ValueError(f"Softmax {node.name!r} normalises axis {axis}; only a Softmax over "
                              "the last axis (-1) can be summed in a fixed order")
-        nodes.extend(builder.softmax(node.input[0], node.output[0], node.name or f"softmax{len(nodes)}"))
+        nodes.append(builder.softmax(node.input[0], node.output[0], node.name or f"softmax{len(nodes)}"))
     del proto.graph.node[:]
     proto.graph.node.extend(nodes + builder.appended)
     return proto.SerializeToString()
