@@ -51,13 +51,22 @@ def checkout_state(root: Path = REPO) -> set[str] | None:
             if not any(line[3:] == litter or line[3:].endswith("/" + litter) for litter in _EXPECTED_LITTER)}
 
 
+def _is_xdist_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
 def pytest_sessionstart(session):
-    session.config.stash[_STATE_BEFORE] = checkout_state()
+    # The controller looks before any worker starts and after all have
+    # finished; a worker would see another's fixtures half-built.
+    if not _is_xdist_worker(session.config):
+        session.config.stash[_STATE_BEFORE] = checkout_state()
 
 
 def pytest_sessionfinish(session, exitstatus):
     """The suite fails if the checkout's `git status` changed while it ran:
     tests write only to temporary folders."""
+    if _is_xdist_worker(session.config):
+        return
     before = session.config.stash.get(_STATE_BEFORE, None)
     after = checkout_state()
     if before is None or after is None or before == after:
@@ -72,6 +81,21 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 _STATE_BEFORE = pytest.StashKey[set | None]()
+
+# Session fixtures that are slow to build, or that write one shared folder
+# (getlibs.sh fetches into firmware/mtb_shared), must be built by one worker.
+_ONE_WORKER_FIXTURES = {"pipeline", "psoc6_libs"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`--dist loadgroup`), each test file runs on one
+    worker, so that its module fixtures are built once, and every file with
+    a test on the shared smoke pipeline or the PSoC 6 libraries runs on the
+    same worker."""
+    shared = {item.path for item in items if _ONE_WORKER_FIXTURES & set(item.fixturenames)}
+    for item in items:
+        group = "shared-fixtures" if item.path in shared else item.path.name
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
