@@ -83,19 +83,39 @@ def pytest_sessionfinish(session, exitstatus):
 _STATE_BEFORE = pytest.StashKey[set | None]()
 
 # Session fixtures that are slow to build, or that write one shared folder
-# (getlibs.sh fetches into firmware/mtb_shared), must be built by one worker.
+# (getlibs.sh fetches into firmware/mtb_shared), must be built by one worker:
+# under pytest-xdist every test file that uses one of them runs on the same
+# worker (the controller sees test ids only, not fixtures, hence the list).
 _ONE_WORKER_FIXTURES = {"pipeline", "psoc6_libs"}
+ONE_WORKER_FILES = {"test_bad_input.py", "test_c_engine.py", "test_firmware_core.py", "test_listen.py",
+                    "test_pipeline.py", "test_psoc6_firmware.py", "test_views_in_browser.py"}
 
 
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`--dist loadgroup`), each test file runs on one
-    worker, so that its module fixtures are built once, and every file with
-    a test on the shared smoke pipeline or the PSoC 6 libraries runs on the
-    same worker."""
-    shared = {item.path for item in items if _ONE_WORKER_FIXTURES & set(item.fixturenames)}
-    for item in items:
-        group = "shared-fixtures" if item.path in shared else item.path.name
-        item.add_marker(pytest.mark.xdist_group(group))
+    """A new test file on a shared fixture must join ONE_WORKER_FILES, or
+    two workers would each build the fixture (twice the time, and two
+    getlibs.sh writing one folder)."""
+    missing = sorted({item.path.name for item in items if _ONE_WORKER_FIXTURES & set(item.fixturenames)}
+                     - ONE_WORKER_FILES)
+    if missing:
+        raise pytest.UsageError(f"tests/conftest.py: add {', '.join(missing)} to ONE_WORKER_FILES: "
+                                f"they use {' or '.join(sorted(_ONE_WORKER_FIXTURES))}")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Each test file on one worker, so that its module fixtures are built
+    once, and ONE_WORKER_FILES all on the same one. (xdist's own
+    `--dist loadgroup` reads groups from test ids in a way pytest 9 no
+    longer supports.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FilesAndSharedFixtures(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            return "shared-fixtures" if Path(file).name in ONE_WORKER_FILES else file
+
+    return FilesAndSharedFixtures(config, log)
 
 
 @pytest.fixture(scope="session")
