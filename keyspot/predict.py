@@ -52,7 +52,10 @@ class Classifier:
     def probabilities(self, pcm: np.ndarray) -> np.ndarray:
         x = features.compute(pcm, self.spec)[..., None]
         if self.model is not None:
-            return self.model.predict(x, verbose=0)
+            # One clip: a direct call, not model.predict, whose tf.data
+            # pipeline can make TensorFlow log an error line about its own
+            # dataset ops on stderr, which a user would take for theirs.
+            return self.model(x, training=False).numpy()
         return self.runner(x)
 
     def classify(self, paths: list[Path]) -> Iterator[tuple[Path, dict | None, str | None]]:
