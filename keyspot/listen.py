@@ -63,8 +63,18 @@ class FloatModel:
             raise ValueError(f"{path}: model input {self.model.input_shape} does not match the "
                              f"feature spec's {want}")
 
+    # Windows per call: a 20-minute stream has 12,000 of them.
+    BATCH = 256
+
     def scores(self, windows: np.ndarray) -> np.ndarray:
-        return scores_from_probabilities(self.model.predict(windows[..., None], verbose=0))
+        # Direct calls, not model.predict: its tf.data pipeline can make
+        # TensorFlow log an error line about its own dataset ops on stderr,
+        # which a user would take for a fault in their audio.
+        x = windows[..., None].astype(np.float32, copy=False)
+        probabilities = [self.model(x[start:start + self.BATCH], training=False).numpy()
+                         for start in range(0, len(x), self.BATCH)]
+        return scores_from_probabilities(np.concatenate(probabilities) if probabilities
+                                         else np.zeros((0, self.model.output_shape[-1]), np.float32))
 
 
 def load_model(path: Path, spec: FeatureSpec):

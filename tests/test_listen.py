@@ -19,7 +19,7 @@ import soundfile
 from keyspot import audio, features
 from keyspot.export.c_model import DEFAULT_RECOGNIZER, recognizer_config_h
 from keyspot.features import FeatureSpec
-from keyspot.listen import FRAMES_PER_INFERENCE, Listener, TFLiteModel
+from keyspot.listen import FRAMES_PER_INFERENCE, FloatModel, Listener, TFLiteModel
 from keyspot.recognizer import RecognizerParams, from_header
 
 REPO = Path(__file__).resolve().parents[1]
@@ -180,6 +180,53 @@ def test_listen_command_reports_detections_and_names_bad_files(pipeline, tmp_pat
                         board.replace(detection_threshold=200)).feed(stream)
     assert [(d["time_s"], d["label"]) for d in default[0]["detections"]] == \
         [(round(d.time_ms / 1000, 3), d.label) for d in expected] != []
+
+
+def _random_keras_model(spec: FeatureSpec, path: Path) -> Path:
+    """A Keras model with seeded random weights, saved at `path`: its scores
+    move with what it hears, where the smoke model (two epochs) scores
+    every label about alike."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    keras.Sequential([
+        keras.Input((*spec.shape, 1)),
+        keras.layers.Conv2D(4, 3, strides=2, activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(len(spec.labels)),
+        keras.layers.Softmax(),
+    ]).save(path)
+    return path
+
+
+def test_listen_float_runs_the_keras_model_with_nothing_else_on_stderr(pipeline, tmp_path):
+    """`--float` listens with models/model.keras, `--model` with any .keras
+    file: the detections of the same chain run here on that model, and no
+    TensorFlow line on stderr."""
+    root, env = pipeline["root"], pipeline["env"]
+    spec = FeatureSpec.load(root / "data/features/spec.json")
+    keyword_clips = [wav for wav in sorted((root / "data/raw/clips").rglob("*.wav"))
+                     if not wav.parent.name.startswith("_")]
+    clips = [audio.load_clip(wav, 16000, 16000) for wav in keyword_clips[:6]]
+    stream = np.concatenate([part for clip in clips for part in (np.zeros(8000, np.int16), clip)])
+    wav = tmp_path / "stream.wav"
+    audio.write_wav(wav, stream, 16000)
+
+    pipeline_model = _run(["keyspot", "listen", "--float", "--json", str(wav)], root, env)
+    assert pipeline_model.stderr == ""
+    assert [entry["path"] for entry in json.loads(pipeline_model.stdout)] == [str(wav)]
+
+    keras_file = _random_keras_model(spec, tmp_path / "random.keras")
+    board = from_header(root / "firmware/psoc6/source/generated").replace(average_window_ms=300)
+    model = FloatModel(keras_file, spec)
+    _, scores = Listener(spec, model, board).scores(stream)
+    threshold = int(np.percentile(scores.max(axis=1), 75))   # under the top quarter of results
+    result = _run(["keyspot", "listen", "--model", str(keras_file), "--json", "--window-ms", "300",
+                   "--threshold", str(threshold), str(wav)], root, env)
+    assert result.stderr == ""
+    heard = json.loads(result.stdout)[0]["detections"]
+    expected = Listener(spec, model, board.replace(detection_threshold=threshold)).feed(stream)
+    assert heard == [d.as_dict() for d in expected] != []
 
 
 def test_listen_command_refuses_bad_use(pipeline):
