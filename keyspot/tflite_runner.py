@@ -72,11 +72,14 @@ class TFLiteRunner:
         them, instead of the optimised ones (XNNPACK)."""
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+        from keyspot.quiet_tf import notes_dropped
+
         resolver = OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
         try:
-            interpreter = Interpreter(model_content=model, num_threads=num_threads,
-                                      experimental_op_resolver_type=resolver)
-            interpreter.allocate_tensors()
+            with notes_dropped():   # LiteRT's note that it took XNNPACK
+                interpreter = Interpreter(model_content=model, num_threads=num_threads,
+                                          experimental_op_resolver_type=resolver)
+                interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:
             raise ModelError(f"not a TensorFlow Lite model: {err}") from None
         return cls(interpreter)
