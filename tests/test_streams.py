@@ -14,6 +14,7 @@ import pytest
 from keyspot import audio, streaming
 from keyspot.data import streams
 from keyspot.data.manifest import Row, write_manifest
+from keyspot.data.sentences import SentenceRow, write_sentences
 from keyspot.recognizer import RecognizerParams, detect
 from keyspot.schema import Streams
 
@@ -85,6 +86,40 @@ def test_streams_hold_their_words_where_the_manifest_says(tmp_path, with_silence
             assert np.sqrt(np.mean(pcm[max(0, a - 1600):a - 160] ** 2)) < 0.01
         gaps = [b.start_ms - a.end_ms for a, b in zip(mine, mine[1:], strict=False)]
         assert min(gaps) >= 1000   # a word's clip, then at least the shortest gap
+
+
+def test_sentences_go_between_the_words_as_other_speech(tmp_path):
+    """A source's sentences (data/sentences/) are laid among the
+    split's words, whole, as `_unknown_` in the ground truth; the stream
+    keeps its length, and a split without sentences keeps its bytes."""
+    raw = _raw(tmp_path / "raw")
+    settings = Streams(minutes=1.0, val_minutes=1.0, gap_seconds=(1.0, 2.0), bed_hold_seconds=5.0)
+    (tmp_path / "words").mkdir()
+    alone = streams.build(raw, tmp_path / "words", settings, seed=42, sample_rate=RATE)
+    rng = np.random.default_rng(2)
+    rows, read = [], tmp_path / "sentences"
+    for i in range(3):   # 2.5 s of "speech": three tones of 0.8 s
+        path = f"test/speaker_{i}.wav"
+        (read / path).parent.mkdir(parents=True, exist_ok=True)
+        x = np.concatenate([_tone_clip(rng, 0.1, 0.8, f) for f in (300, 600, 450)])[:round(2.5 * RATE)]
+        audio.write_wav(read / path, audio.to_int16(x), RATE)
+        rows.append(SentenceRow(path, "test", f"test-speaker-{i}", "A sentence without keywords."))
+    write_sentences(read / "sentences.csv", rows)
+    (tmp_path / "both").mkdir()
+    summary = streams.build(raw, tmp_path / "both", settings, seed=42, sample_rate=RATE, sentences_dir=read)
+    assert summary["test"]["sentences"] == 3 and summary["val"]["sentences"] == 0
+    words = streams.read_words(tmp_path / "both")
+    said = [w for w in words if w.clip.startswith("sentences/")]
+    assert sorted(w.clip for w in said) == [f"sentences/{r.path}" for r in rows]
+    assert all(w.split == "test" and w.label == "_unknown_" and 2000 <= w.end_ms - w.start_ms <= 2500
+               for w in said)
+    pcm = audio.load_pcm(tmp_path / "both" / "test.flac", RATE).astype(np.float64) / 32768
+    for w in said:   # the sentence is where the manifest says
+        assert np.sqrt(np.mean(pcm[w.start_ms * RATE // 1000:w.end_ms * RATE // 1000] ** 2)) > 0.1
+    # The sentences take the time of some words: the stream keeps its length.
+    assert 50 <= len(pcm) / RATE <= 62 and summary["test"]["words"] < alone["test"]["words"]
+    # val has no sentences: the same stream as without any.
+    assert (tmp_path / "both" / "val.flac").read_bytes() == (tmp_path / "words" / "val.flac").read_bytes()
 
 
 def test_the_validation_stream_is_as_long_as_val_minutes(tmp_path):

@@ -18,6 +18,7 @@ import yaml
 from keyspot import params as keyspot_params
 from keyspot.data import speech_cache, synthetic, tts
 from keyspot.data.manifest import HELD_OUT_ENGINE, SPLITS, read_manifest
+from keyspot.data.sentences import read_sentences
 
 REPO = Path(__file__).resolve().parents[1]
 ACCENTS = ("en-us", "en-gb-x-rp", "en-029")
@@ -239,6 +240,31 @@ def test_outputs_follow_the_contract(generated, params):
     assert b"\r" not in (root / "manifest.csv").read_bytes()
 
 
+def test_held_out_voices_read_sentences_for_the_streams(params, tmp_path):
+    """Every val and test voice reads sentences_per_voice of stream_sentences,
+    whole, into a folder of their own; never a training voice. The same
+    bytes on one worker and on two."""
+    folders = [tmp_path / "one", tmp_path / "two"]
+    counts = [synthetic.generate_sentences(tiny(params, workers=w), params.seed, f)
+              for w, f in zip((1, 2), folders, strict=True)]
+    assert _hashes(folders[0]) == _hashes(folders[1])
+    clips = synthetic.plan(tiny(params), params.seed)
+    held_out = {(synthetic.speaker(c.voice), c.split) for c in clips if c.split != "train"}
+    read = read_sentences(folders[0])
+    per_voice = params.dataset.sentences_per_voice
+    assert counts == [len(read)] * 2 and len(read) == len(held_out) * per_voice
+    assert Counter((r.speaker, r.split) for r in read) == {v: per_voice for v in held_out}
+    assert {r.path for r in read} == {p.relative_to(folders[0]).as_posix() for p in folders[0].rglob("*.wav")}
+    for r in read:
+        assert r.path.startswith(f"{r.split}/") and r.text in params.dataset.stream_sentences
+        x, rate = soundfile.read(str(folders[0] / r.path), dtype="int16")
+        assert rate == 16000 and len(x) > 16000 and np.abs(x).max() > 32768 * 10 ** (-20 / 20)
+    assert b"\r" not in (folders[0] / "sentences.csv").read_bytes()
+    # None to read: the header alone.
+    assert synthetic.generate_sentences(tiny(params, sentences_per_voice=0), params.seed, folders[0]) == 0
+    assert read_sentences(folders[0]) == [] and [p.name for p in folders[0].iterdir()] == ["sentences.csv"]
+
+
 def test_clips_are_16k_mono_int16_one_second(generated):
     _, root, _, _ = generated
     for path in root.rglob("*.wav"):
@@ -301,6 +327,7 @@ def test_a_new_voice_leaves_the_others_in_their_splits(params):
     ("espeak_variants", ("f3", "m2", "f3"), r"espeak_variants: 'f3' is listed twice"),
     ("noise.kinds", ("white", "hum"), r"noise\.kinds\[1\]: 'hum' is not one of"),
     ("noise.babble_sentences", ("Please go home.",), r"noise\.babble_sentences\[0\]: says the keyword 'go'"),
+    ("stream_sentences", ("Fine.", "Then say no there."), r"stream_sentences\[1\]: says the keyword 'no'"),
     ("noise.babble_talkers", (4, 2), r"noise\.babble_talkers: \[4, 2\] is not \[low, high\]"),
     ("lead_silence_s_range", (-0.1, 0.2), r"lead_silence_s_range: must not be negative"),
     ("near_miss_words", ("nope", "yes"), r"near_miss_words: yes also a keyword"),

@@ -7,7 +7,9 @@ Source(name, schema, fetch)`: `schema` is the dataclass of its `dataset.*`
 keys (a Hydra structured config, keyspot/schema.py; `name`, `sample_rate`
 and `clip_seconds` among them), and `fetch(dataset,
 seed, out)` writes data/raw/ (clips, manifest.csv, labels.json) and returns a
-`Summary`. keyspot.data.sources finds them; conf/dataset/<name>.yaml makes
+`Summary`. A source that has its held-out speakers read sentences for the
+streams also gives `sentences(dataset, seed, out)`, which writes
+data/sentences/ and returns how many. keyspot.data.sources finds them; conf/dataset/<name>.yaml makes
 it a choice of `dataset=`.
 """
 
@@ -30,6 +32,7 @@ class Source:
     name: str                  # dataset.name, and the file name in conf/dataset/
     schema: type               # the dataclass of its dataset.* keys
     fetch: Callable            # fetch(dataset, seed, out) -> Summary
+    sentences: Callable | None = None   # sentences(dataset, seed, out) -> int, or none to read
 
 
 class SourceError(UserError, RuntimeError):

@@ -38,3 +38,18 @@ def sources() -> dict[str, Source]:
 
 def fetch(dataset, seed: int, out: Path):
     return sources()[dataset.name].fetch(dataset, seed, out)
+
+
+def fetch_sentences(dataset, seed: int, out: Path) -> int:
+    """data/sentences/ for the streams: the source's, or for a source that
+    reads none a sentences.csv of its header alone. How many sentences."""
+    source = sources()[dataset.name]
+    if source.sentences is not None:
+        return source.sentences(dataset, seed, out)
+    from keyspot import artifacts
+    from keyspot.data.sentences import SENTENCES, write_sentences
+
+    artifacts.clear_stale(Path(out))
+    with artifacts.staged_dir(Path(out)) as tmp:
+        write_sentences(tmp / SENTENCES, [])
+    return 0

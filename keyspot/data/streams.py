@@ -5,10 +5,13 @@ stream is held out for (val, test and the unseen engine's test_engine) this
 module lays the split's own clips, keywords and `_unknown_` words alike, one
 after another on a bed of quiet, with a quiet gap between them, as
 TensorFlow's `generate_streaming_test_wav` lays Speech Commands clips over its
-background noise. The bed is the split's `_silence_` clips (what a quiet
-room and a microphone sound like), each held for a while and crossfaded into
-the next; a dataset without a silence class gets keyspot.data.quiet's kinds
-instead. The clips bring their own rooms, microphones and noise.
+background noise. Where the source read sentences for the split
+(data/sentences/: the synthetic source's held-out voices), they go between
+the words too, as the talk a device overhears. The bed is the split's
+`_silence_` clips (what a quiet room and a microphone sound like), each
+held for a while and crossfaded into the next; a dataset without a silence
+class gets keyspot.data.quiet's kinds instead. The clips bring their own
+rooms, microphones and noise.
 
 Where in its clip a word is spoken is found from the clip's loudness, so the
 ground truth (data/streams/manifest.csv) gives each word's start and end in
@@ -29,6 +32,7 @@ import soundfile
 from keyspot import audio
 from keyspot.data import quiet
 from keyspot.data.manifest import HELD_OUT_ENGINE, Row, read_manifest
+from keyspot.data.sentences import SentenceRow, read_sentences
 from keyspot.labels import SILENCE, UNKNOWN
 
 STREAM_SPLITS = ("val", "test", HELD_OUT_ENGINE)
@@ -41,6 +45,7 @@ BED_LEVEL_DBFS = (-70.0, -45.0)   # quiet.render's level for datasets without _s
 # share of the way (in dB) from the floor to the loudest frame.
 SPAN_FRAME_MS = 10
 SPAN_SHARE = 0.35
+SENTENCE_PREFIX = "sentences/"   # a Word's clip that is a sentence of data/sentences
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +55,7 @@ class Word:
     start_ms: int
     end_ms: int
     label: str
-    clip: str       # the clip's path in data/raw
+    clip: str       # the clip's path in data/raw, or sentences/<path in data/sentences>
     speaker: str
 
 
@@ -117,19 +122,31 @@ class Bed:
         return out
 
 
-def build_split(raw_dir: Path, rows: list[Row], split: str, settings, seed: int,
-                sample_rate: int) -> tuple[np.ndarray, list[Word]]:
-    """One split's stream (float, full scale 1) and its words."""
+def build_split(raw_dir: Path, rows: list[Row], split: str, settings, seed: int, sample_rate: int,
+                sentences_dir: Path | None = None, sentences: list[SentenceRow] = ()) -> tuple[np.ndarray, list[Word]]:
+    """One split's stream (float, full scale 1) and its words; the split's
+    `sentences` (in sentences_dir) among them, ground truth `_unknown_`."""
     rng = rng_for(seed, "streams", split)
     mine = [r for r in rows if r.split == split]
     keywords = [r for r in mine if r.label not in (SILENCE, UNKNOWN)]
     unknown = [r for r in mine if r.label == UNKNOWN]
-    # Each word takes its clip and a gap: at most as many as fill the minutes.
-    mean_cycle = 1.0 + sum(settings.gap_seconds) / 2
+    said = [audio.load_pcm(Path(sentences_dir) / r.path, sample_rate).astype(np.float64) / 32768
+            for r in sentences if r.split == split]
+    # Each word takes its clip and a gap: at most as many as fill the minutes
+    # that the sentences, each with its own gap, leave.
+    mean_gap = sum(settings.gap_seconds) / 2
     minutes = settings.val_minutes if split == "val" else settings.minutes
-    count = max(1, int((minutes * 60 - 2 * LEAD_SECONDS) / mean_cycle))
+    left = minutes * 60 - 2 * LEAD_SECONDS - sum(len(x) / sample_rate + mean_gap for x in said)
+    count = max(1, int(left / (1.0 + mean_gap)))
     chosen = _order(rng, keywords, unknown, settings.keyword_fraction, count)
     clips = [audio.load_pcm(raw_dir / r.path, sample_rate).astype(np.float64) / 32768 for r in chosen]
+    if said:
+        # Each sentence goes in at a drawn place among the words.
+        mine_said = [r for r in sentences if r.split == split]
+        places = rng.integers(0, len(chosen) + 1, size=len(said))
+        order = np.argsort(np.concatenate([np.arange(len(chosen)) * 2 + 1, places * 2]), kind="stable")
+        items = [*zip(chosen, clips, strict=True), *zip(mine_said, said, strict=True)]
+        chosen, clips = [items[i][0] for i in order], [items[i][1] for i in order]
     gaps = rng.uniform(*settings.gap_seconds, size=len(chosen))
     starts, at = [], round(LEAD_SECONDS * sample_rate)
     for clip, gap in zip(clips, gaps, strict=True):
@@ -143,27 +160,34 @@ def build_split(raw_dir: Path, rows: list[Row], split: str, settings, seed: int,
     for row, clip, start in zip(chosen, clips, starts, strict=True):
         stream[start:start + len(clip)] += clip
         first, last = spoken_span(clip, sample_rate)
+        read = isinstance(row, SentenceRow)
         words.append(Word(split, (start + first) * 1000 // sample_rate, (start + last) * 1000 // sample_rate,
-                          row.label, row.path, row.speaker))
+                          UNKNOWN if read else row.label, f"{SENTENCE_PREFIX}{row.path}" if read else row.path,
+                          row.speaker))
     return stream, words
 
 
-def build(raw_dir: Path, out_dir: Path, settings, seed: int, sample_rate: int) -> dict[str, dict]:
+def build(raw_dir: Path, out_dir: Path, settings, seed: int, sample_rate: int,
+          sentences_dir: Path | None = None) -> dict[str, dict]:
     """Write out_dir/<split>.flac for each split held out, and the words of
-    all in out_dir/manifest.csv; a summary per split."""
+    all in out_dir/manifest.csv; a summary per split. The sentences of
+    sentences_dir, if given, go among the words."""
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     rows = read_manifest(raw_dir / "manifest.csv")
+    sentences = read_sentences(sentences_dir) if sentences_dir is not None else []
     present = [s for s in STREAM_SPLITS if any(r.split == s for r in rows)]
     summary, all_words = {}, []
     for split in present:
-        stream, words = build_split(raw_dir, rows, split, settings, seed, sample_rate)
+        stream, words = build_split(raw_dir, rows, split, settings, seed, sample_rate, sentences_dir, sentences)
         # FLAC: lossless, about half of WAV's bytes; libsndfile is pinned with soundfile.
         soundfile.write(str(out_dir / f"{split}.flac"), audio.to_int16(stream), sample_rate,
                         format="FLAC", subtype="PCM_16")
         all_words.extend(words)
         keywords = [w for w in words if w.label != UNKNOWN]
-        summary[split] = {"seconds": round(len(stream) / sample_rate, 2), "words": len(words),
-                          "keywords": len(keywords), "unknown": len(words) - len(keywords)}
+        read = sum(w.clip.startswith(SENTENCE_PREFIX) for w in words)
+        summary[split] = {"seconds": round(len(stream) / sample_rate, 2), "words": len(words) - read,
+                          "keywords": len(keywords), "unknown": len(words) - len(keywords) - read,
+                          "sentences": read}
     with (out_dir / MANIFEST).open("w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(MANIFEST_HEADER)

@@ -51,6 +51,7 @@ from keyspot.data import acoustics, quiet, speech_cache, tts, workers
 from keyspot.data.engines import VOICE_KEYS, engine
 from keyspot.data.manifest import ALL_SPLITS, HELD_OUT_ENGINE, SPLITS, Row, write_manifest
 from keyspot.data.report import SourceFile
+from keyspot.data.sentences import SENTENCES, SentenceRow, write_sentences
 from keyspot.data.source import Source, SourceError, Summary, check_counts, seeded_rng
 from keyspot.labels import SILENCE, UNKNOWN
 from keyspot.params import ParamsError
@@ -67,6 +68,7 @@ BABBLE_RENDERS = 16                # sentences rendered for the babble
 BABBLE_TRACKS = 8                  # babble recordings mixed from them
 BABBLE_SECONDS = 4.0
 BABBLE_TALKER_DB = (-6.0, 0.0)     # level of each talker in the mix
+SENTENCE_PAD_SECONDS = 0.25        # quiet either side of a stream sentence, for its room's tail
 
 _LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9'_-]*$")
 
@@ -201,6 +203,25 @@ class SyntheticDataset:
     engine_takes_per_keyword: dict[str, int] = setting({"kokoro": 1}, allowed=Range(low=1))
     unknown_per_voice: int = setting(32, allowed=NOT_NEGATIVE)   # drawn among unknown_words
     near_miss_takes: int = setting(1, allowed=NOT_NEGATIVE)      # of each near-miss word
+    # Sentences each val and test voice reads (a held-out engine's voice in
+    # proportion, as held_out_takes_per_keyword): data/sentences/,
+    # which the streams stage lays between the words as the talk a device
+    # overhears. Never clips, features or training. A keyword here is refused.
+    sentences_per_voice: int = setting(3, allowed=NOT_NEGATIVE)
+    stream_sentences: tuple[str, ...] = (
+        "Could you pass me the salt and pepper, please?",
+        "The weather report says it will be sunny tomorrow.",
+        "I think we should leave a little earlier tonight.",
+        "Her brother works at a hospital near the station.",
+        "Remind me to call the plumber after lunch.",
+        "The kids are playing football in the park.",
+        "We need more milk, eggs and some bread.",
+        "That film was much better than I expected.",
+        "Make the music a bit quieter, the baby is asleep.",
+        "Where did you put the keys to the car?",
+        "The meeting has moved to Thursday afternoon.",
+        "Dinner will be ready in about twenty minutes.",
+    )
     silence_per_voice: int = setting(9, allowed=NOT_NEGATIVE)
     # Each take draws from these ranges.
     speed_range: tuple[float, float] = setting((0.75, 1.35), allowed=POSITIVE, ordered=True)  # relative speaking rate
@@ -509,6 +530,63 @@ def mix_babble(renders: list[np.ndarray], dataset: SyntheticDataset, seed: int) 
     return tracks
 
 
+@dataclasses.dataclass(frozen=True)
+class StreamSentence:
+    """One sentence a held-out voice reads for the streams."""
+    voice: str
+    split: str
+    index: int
+    text: str
+
+    @property
+    def path(self) -> str:
+        return f"{self.split}/{_slug(self.voice)}_{self.index}.wav"
+
+
+def sentence_plan(dataset: SyntheticDataset, seed: int, clips: list[Clip]) -> list[StreamSentence]:
+    """Each val, test and held-out voice's sentences for the streams: its own
+    drawn order of stream_sentences, as many as sentences_per_voice (a
+    held-out engine's voice more, as it says each keyword more)."""
+    if not dataset.sentences_per_voice:
+        return []
+    sentences = []
+    for voice, split in dict.fromkeys((c.voice, c.split) for c in clips if c.split != "train"):
+        count = dataset.sentences_per_voice
+        if split == HELD_OUT_ENGINE:
+            count = max(1, round(count * dataset.held_out_takes_per_keyword / dataset.takes_per_keyword))
+        order = seeded_rng(seed, "stream-sentences", voice).permutation(len(dataset.stream_sentences))
+        sentences += [StreamSentence(voice, split, i, dataset.stream_sentences[order[i % len(order)]])
+                      for i in range(count)]
+    return sentences
+
+
+def render_sentence(sentence: StreamSentence, dataset: SyntheticDataset, seed: int, rooms: list[acoustics.Room],
+                    babble: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    """int16 PCM of a stream sentence, whole, made as a clip is (prosody,
+    level, room, background, microphone), and how it was made."""
+    rng = seeded_rng(seed, "stream-sentence", sentence.voice, sentence.index)
+    mic_rng = seeded_rng(seed, "stream-sentence-microphone", sentence.voice, sentence.index)
+    voice = tts_voice(sentence.voice, rng, dataset)
+    speed = rng.uniform(*dataset.speed_range)
+    pitch = rng.uniform(*dataset.pitch_range)
+    gain_db = rng.uniform(*dataset.gain_db_range)
+    kind = dataset.noise.kinds[int(rng.integers(len(dataset.noise.kinds)))]
+    snr_db = rng.uniform(*dataset.noise.snr_db_range)
+    in_room, pick = rng.random(), int(rng.integers(max(len(rooms), 1)))
+    speech, _ = _spoken(voice, sentence.text, speed, pitch, dataset.sample_rate)
+    speech = speech / np.abs(speech).max() * 10.0 ** ((PEAK_DBFS + gain_db) / 20.0)
+    pad = round(SENTENCE_PAD_SECONDS * dataset.sample_rate)
+    out = np.zeros(speech.shape[0] + 2 * pad)
+    out[pad:pad + speech.shape[0]] = speech
+    details = [str(voice), f"speed={speed:.2f}", f"pitch={pitch:.0f}", f"gain={gain_db:.1f}dB"]
+    if rooms and in_room < dataset.rooms.prob:
+        out = acoustics.reverberate(out, rooms[pick])
+        details.append(rooms[pick].describe())
+    out += noise(rng, out.shape[0], kind, babble) * _rms(speech) / 10.0 ** (snr_db / 20.0)
+    details.append(f"noise={kind}@{snr_db:.1f}dB")
+    return _finish(out, mic_rng, dataset, details), ";".join(details)
+
+
 def generate(dataset: SyntheticDataset, seed: int, out: Path = Path("data/raw"),
              progress: bool = True) -> Summary:
     """Write clips/, manifest.csv and labels.json to `out`, all or nothing.
@@ -541,6 +619,26 @@ def generate(dataset: SyntheticDataset, seed: int, out: Path = Path("data/raw"),
     origin = f"{len(voices(dataset))} voices ({len({speaker(v) for v in voices(dataset)})} speakers)"
     return Summary(out, origin, counts, sorted(skipped), sorted(sources, key=lambda s: s.path),
                    time.perf_counter() - start, notes=(f"{truncated} truncated to the clip length",), column=5)
+
+
+def generate_sentences(dataset: SyntheticDataset, seed: int, out: Path) -> int:
+    """Write the sentences the held-out voices read for the streams
+    (sentence_plan) to `out` with their sentences.csv, all or nothing; how
+    many. A sentence the engine fails on is reported on stderr and skipped."""
+    check(dataset)
+    clips = plan(dataset, seed)
+    for_streams = sentence_plan(dataset, seed, clips)
+    train_voices = list(dict.fromkeys(c.voice for c in clips if c.split == "train"))
+    out = Path(out)
+    artifacts.clear_stale(out)
+    with artifacts.staged_dir(out) as tmp:
+        for split in sorted({s.split for s in for_streams}):
+            (tmp / split).mkdir()
+        read = _render_stream_sentences(for_streams, babble_plan(dataset, seed, train_voices), dataset, seed,
+                                        tmp) if for_streams else []
+        write_sentences(tmp / SENTENCES, [SentenceRow(s.path, s.split, speaker(s.voice), s.text, how)
+                                          for s, how in read])
+    return len(read)
 
 
 def check(dataset: SyntheticDataset) -> None:
@@ -604,6 +702,9 @@ def check(dataset: SyntheticDataset) -> None:
     if dataset.lead_silence_s_range[0] < 0:
         raise ParamsError("dataset.lead_silence_s_range: must not be negative")
     _check_noise(dataset)
+    if dataset.sentences_per_voice and not dataset.stream_sentences:
+        raise ParamsError("dataset.stream_sentences: empty, but sentences_per_voice is above 0")
+    _check_sentences("stream_sentences", dataset.stream_sentences, dataset.keywords)
 
 
 def _check_noise(dataset: SyntheticDataset) -> None:
@@ -620,12 +721,18 @@ def _check_noise(dataset: SyntheticDataset) -> None:
         raise ParamsError("dataset.noise.babble_talkers: at least one talker")
     if not settings.babble_sentences:
         raise ParamsError("dataset.noise.babble_sentences: empty, but noise.kinds has babble")
-    for i, sentence in enumerate(settings.babble_sentences):
+    _check_sentences("noise.babble_sentences", settings.babble_sentences, dataset.keywords)
+
+
+def _check_sentences(key: str, sentences, keywords) -> None:
+    """ParamsError for a sentence that says a keyword: in the background a
+    clip's label would lie, and in a stream the ground truth would."""
+    for i, sentence in enumerate(sentences):
         said = set(re.findall(r"[a-z0-9']+", sentence.lower()))
-        spoken = sorted(said & {k.lower() for k in dataset.keywords})
+        spoken = sorted(said & {k.lower() for k in keywords})
         if spoken:
-            raise ParamsError(f"dataset.noise.babble_sentences[{i}]: says the keyword "
-                              f"{spoken[0]!r}; background must not say a keyword")
+            raise ParamsError(f"dataset.{key}[{i}]: says the keyword {spoken[0]!r} ({sentence!r}); "
+                              "use a sentence without keywords")
 
 
 def _check_names(key: str, names, check_one) -> None:
@@ -658,12 +765,17 @@ def _render_sentence(sentence: Sentence) -> tuple[Sentence, np.ndarray | None, s
     return sentence, (x / _rms(x)).astype(np.float32), None
 
 
-def _render_one(clip: Clip) -> tuple[Clip, bool, SourceFile | None, str | None, str]:
-    """Render and write one clip; an engine failure comes back as a message."""
+def _load_worker_assets() -> None:
+    """The babble and the rooms, from the scratch folder, once per worker."""
     if _state["babble"] is None and _state["babble_file"].exists():
         _state["babble"] = np.load(_state["babble_file"])
     if _state["rooms"] is None:
         _state["rooms"] = _load_rooms(_state["rooms_file"])
+
+
+def _render_one(clip: Clip) -> tuple[Clip, bool, SourceFile | None, str | None, str]:
+    """Render and write one clip; an engine failure comes back as a message."""
+    _load_worker_assets()
     try:
         pcm, truncated, source, details = render(clip, _state["dataset"], _state["seed"],
                                                  _state["rooms"], _state["babble"])
@@ -671,6 +783,18 @@ def _render_one(clip: Clip) -> tuple[Clip, bool, SourceFile | None, str | None, 
         return clip, False, None, str(err), ""
     audio.write_wav(_state["root"] / clip.path, pcm, _state["dataset"].sample_rate)
     return clip, truncated, source, None, details
+
+
+def _render_stream_sentence(sentence: StreamSentence) -> tuple[StreamSentence, str | None, str]:
+    """Render and write one stream sentence: (it, error or None, details)."""
+    _load_worker_assets()
+    try:
+        pcm, details = render_sentence(sentence, _state["dataset"], _state["seed"], _state["rooms"],
+                                       _state["babble"])
+    except tts.TTSError as err:
+        return sentence, str(err), ""
+    audio.write_wav(_state["root"] / sentence.path, pcm, _state["dataset"].sample_rate)
+    return sentence, None, details
 
 
 def _save_rooms(path: Path, rooms: list[acoustics.Room]) -> None:
@@ -686,9 +810,29 @@ def _load_rooms(path: Path) -> list[acoustics.Room]:
                 for i, m in enumerate(saved["meta"])]
 
 
-def _render_all(clips, sentences, dataset, seed, root, progress):
+def _prepare_scratch(scratch: Path, sentences: list[Sentence], dataset, seed, pool: dict) -> list[tuple[str, str]]:
+    """The rooms and the babble, in `scratch` for the workers; the babble
+    sentences skipped, with why."""
     skipped = []
+    _save_rooms(scratch / "rooms.npz", simulate_rooms(dataset, seed))
+    if sentences:
+        renders = []
+        results = workers.run(_render_sentence, sentences, **pool,
+                              crashed=lambda sentence: (sentence, None, "crashed its worker"))
+        for sentence, x, error in results:
+            if error is None:
+                renders.append(x)
+            else:
+                skipped.append((sentence.path, error))
+                tqdm.write(f"fetch: skipped babble sentence {sentence.voice} "
+                           f"{sentence.text!r}: {error}", file=sys.stderr)
+        if not renders:
+            raise FetchError("no babble sentence could be rendered; see the errors above")
+        np.save(scratch / "babble.npy", mix_babble(renders, dataset, seed))
+    return skipped
 
+
+def _render_all(clips, sentences, dataset, seed, root, progress):
     def report(clip, result):
         bar.update()
         if result[3] is not None:
@@ -697,22 +841,8 @@ def _render_all(clips, sentences, dataset, seed, root, progress):
 
     with tempfile.TemporaryDirectory(prefix="keyspot-tts-") as scratch, \
             tqdm(total=len(clips), desc="fetch", unit="clip", file=sys.stderr, disable=not progress) as bar:
-        _save_rooms(Path(scratch) / "rooms.npz", simulate_rooms(dataset, seed))
         pool = dict(workers=dataset.workers, initializer=_init_worker, initargs=(dataset, seed, root, Path(scratch)))
-        if sentences:
-            renders = []
-            results = workers.run(_render_sentence, sentences, **pool,
-                                  crashed=lambda sentence: (sentence, None, "crashed its worker"))
-            for sentence, x, error in results:
-                if error is None:
-                    renders.append(x)
-                else:
-                    skipped.append((sentence.path, error))
-                    tqdm.write(f"fetch: skipped babble sentence {sentence.voice} "
-                               f"{sentence.text!r}: {error}", file=sys.stderr)
-            if not renders:
-                raise FetchError("no babble sentence could be rendered; see the errors above")
-            np.save(Path(scratch) / "babble.npy", mix_babble(renders, dataset, seed))
+        skipped = _prepare_scratch(Path(scratch), sentences, dataset, seed, pool)
         results = workers.run(_render_one, clips, **pool, chunk=4, on_result=report,
                               crashed=lambda clip: (clip, False, None, "crashed its worker", ""))
     done, truncated, sources, details = [], 0, [], {}
@@ -726,6 +856,22 @@ def _render_all(clips, sentences, dataset, seed, root, progress):
         if source is not None:
             sources.append(source)
     return done, skipped, truncated, sources, details
+
+
+def _render_stream_sentences(for_streams, sentences, dataset, seed, root) -> list[tuple[StreamSentence, str]]:
+    """Render and write the stream sentences into `root`: (each, how it was made)."""
+    read = []
+    with tempfile.TemporaryDirectory(prefix="keyspot-tts-") as scratch:
+        pool = dict(workers=dataset.workers, initializer=_init_worker, initargs=(dataset, seed, root, Path(scratch)))
+        _prepare_scratch(Path(scratch), sentences, dataset, seed, pool)
+        for sentence, error, how in workers.run(_render_stream_sentence, for_streams, **pool,
+                                                crashed=lambda s: (s, "crashed its worker", "")):
+            if error is None:
+                read.append((sentence, how))
+            else:
+                tqdm.write(f"fetch: skipped stream sentence {sentence.voice} {sentence.text!r}: {error}",
+                           file=sys.stderr)
+    return read
 
 
 # --- helpers -----------------------------------------------------------------
@@ -767,4 +913,4 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
 
 
-SOURCE = Source("synthetic", SyntheticDataset, generate)
+SOURCE = Source("synthetic", SyntheticDataset, generate, sentences=generate_sentences)
