@@ -392,3 +392,20 @@ def test_a_silence_class_can_be_generated(messy, fetched, smoke_params, tmp_path
     again = tmp_path / "again"
     folder.fetch(dataset_for(root, silence_clips=18), smoke_params.seed, again, progress=False)
     assert _hashes(again) == _hashes(out)
+
+
+def test_a_folder_reads_no_sentences_and_the_old_ones_go(smoke_params, tmp_path):
+    """The fetch stage's data/sentences for a source without sentences: a
+    sentences.csv of its header alone, replacing what a synthetic dataset
+    left there, so the streams hold the folder's words alone."""
+    from keyspot.data import sources
+    from keyspot.data.sentences import SENTENCE_HEADER, read_sentences
+
+    out = tmp_path / "sentences"
+    (out / "test").mkdir(parents=True)
+    (out / "test" / "old.wav").write_bytes(b"left by another dataset")
+    (out / "sentences.csv").write_text(",".join(SENTENCE_HEADER) + "\ntest/old.wav,test,a,Hello.,\n")
+    assert sources.fetch_sentences(dataset_for(tmp_path / "audio"), smoke_params.seed, out) == 0
+    assert [p.name for p in out.iterdir()] == ["sentences.csv"]
+    assert (out / "sentences.csv").read_text() == ",".join(SENTENCE_HEADER) + "\n"
+    assert read_sentences(out) == []

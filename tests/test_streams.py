@@ -234,3 +234,17 @@ def test_det_curve_runs_from_everything_detected_to_nothing():
     assert curve[-1]["false_reject_rate"] == 1 and curve[-1]["false_accepts_per_hour"] == 0
     rejects = [r["false_reject_rate"] for r in curve]
     assert rejects == sorted(rejects)
+
+
+def test_a_bad_sentences_file_is_named_with_its_line(tmp_path):
+    from keyspot.data.sentences import SENTENCE_HEADER, read_sentences
+
+    (tmp_path / "sentences.csv").write_text("path,text\n")
+    with pytest.raises(ValueError, match=r"sentences\.csv:1: header is 'path,text'.*rerun `dvc repro fetch`"):
+        read_sentences(tmp_path)
+    (tmp_path / "sentences.csv").write_text(",".join(SENTENCE_HEADER) + "\ntest/gone.wav,test,a,Hello.,\n")
+    with pytest.raises(ValueError, match=r"sentences\.csv:2: test/gone\.wav does not exist"):
+        read_sentences(tmp_path)
+    (tmp_path / "sentences.csv").write_text(",".join(SENTENCE_HEADER) + "\ntest/a.wav,train2,a,Hello.,\n")
+    with pytest.raises(ValueError, match=r"sentences\.csv:2: unknown split 'train2'"):
+        read_sentences(tmp_path)
