@@ -9,8 +9,8 @@ and `clip_seconds` among them), and `fetch(dataset,
 seed, out)` writes data/raw/ (clips, manifest.csv, labels.json) and returns a
 `Summary`. A source that has its held-out speakers read sentences for the
 streams also gives `sentences(dataset, seed, out)`, which writes
-data/sentences/ and returns how many. keyspot.data.sources finds them; conf/dataset/<name>.yaml makes
-it a choice of `dataset=`.
+data/sentences/ and returns how many. keyspot.data.sources finds them;
+conf/dataset/<name>.yaml makes it a choice of `dataset=`.
 """
 
 from __future__ import annotations
