@@ -130,8 +130,9 @@ def build_split(raw_dir: Path, rows: list[Row], split: str, settings, seed: int,
     mine = [r for r in rows if r.split == split]
     keywords = [r for r in mine if r.label not in (SILENCE, UNKNOWN)]
     unknown = [r for r in mine if r.label == UNKNOWN]
+    mine_said = [r for r in sentences if r.split == split]
     said = [audio.load_pcm(Path(sentences_dir) / r.path, sample_rate).astype(np.float64) / 32768
-            for r in sentences if r.split == split]
+            for r in mine_said]
     # Each word takes its clip and a gap: at most as many as fill the minutes
     # that the sentences, each with its own gap, leave.
     mean_gap = sum(settings.gap_seconds) / 2
@@ -142,7 +143,6 @@ def build_split(raw_dir: Path, rows: list[Row], split: str, settings, seed: int,
     clips = [audio.load_pcm(raw_dir / r.path, sample_rate).astype(np.float64) / 32768 for r in chosen]
     if said:
         # Each sentence goes in at a drawn place among the words.
-        mine_said = [r for r in sentences if r.split == split]
         places = rng.integers(0, len(chosen) + 1, size=len(said))
         order = np.argsort(np.concatenate([np.arange(len(chosen)) * 2 + 1, places * 2]), kind="stable")
         items = [*zip(chosen, clips, strict=True), *zip(mine_said, said, strict=True)]

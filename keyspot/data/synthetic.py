@@ -406,12 +406,28 @@ def render(clip: Clip, dataset: SyntheticDataset, seed: int, rooms: list[acousti
     details += _add_context(out, offset, word, voice, clip, dataset, seed)
     room_rng = seeded_rng(seed, "room", clip.voice, clip.label, clip.word, clip.take)
     in_room, pick = room_rng.random(), int(room_rng.integers(max(len(rooms), 1)))
-    if rooms and in_room < dataset.rooms.prob:
-        out = acoustics.reverberate(out, rooms[pick])
-        details.append(rooms[pick].describe())
-    out += noise(rng, n, kind, babble) * _rms(word) / 10.0 ** (snr_db / 20.0)
+    pcm = _heard(out, word, _drawn_room(rooms, in_room, pick, dataset), kind, snr_db, rng, mic_rng, dataset,
+                 babble, details)
+    return pcm, truncated, source, ";".join(details)
+
+
+def _drawn_room(rooms: list[acoustics.Room], in_room: float, pick: int, dataset: SyntheticDataset):
+    """The room a take is heard in, from its draws; None for dry."""
+    return rooms[pick] if rooms and in_room < dataset.rooms.prob else None
+
+
+def _heard(out: np.ndarray, speech: np.ndarray, room: acoustics.Room | None, kind: str, snr_db: float,
+           rng: np.random.Generator, mic_rng: np.random.Generator, dataset: SyntheticDataset,
+           babble: np.ndarray | None, details: list[str]) -> np.ndarray:
+    """`out` (the speech laid in quiet) in its room, over its background
+    snr_db below the speech, through its microphone, as int16; what was done
+    goes on `details`."""
+    if room is not None:
+        out = acoustics.reverberate(out, room)
+        details.append(room.describe())
+    out += noise(rng, out.shape[0], kind, babble) * _rms(speech) / 10.0 ** (snr_db / 20.0)
     details.append(f"noise={kind}@{snr_db:.1f}dB")
-    return _finish(out, mic_rng, dataset, details), truncated, source, ";".join(details)
+    return _finish(out, mic_rng, dataset, details)
 
 
 def _finish(out: np.ndarray, rng: np.random.Generator, dataset: SyntheticDataset, details: list[str]) -> np.ndarray:
@@ -579,12 +595,9 @@ def render_sentence(sentence: StreamSentence, dataset: SyntheticDataset, seed: i
     out = np.zeros(speech.shape[0] + 2 * pad)
     out[pad:pad + speech.shape[0]] = speech
     details = [str(voice), f"speed={speed:.2f}", f"pitch={pitch:.0f}", f"gain={gain_db:.1f}dB"]
-    if rooms and in_room < dataset.rooms.prob:
-        out = acoustics.reverberate(out, rooms[pick])
-        details.append(rooms[pick].describe())
-    out += noise(rng, out.shape[0], kind, babble) * _rms(speech) / 10.0 ** (snr_db / 20.0)
-    details.append(f"noise={kind}@{snr_db:.1f}dB")
-    return _finish(out, mic_rng, dataset, details), ";".join(details)
+    pcm = _heard(out, speech, _drawn_room(rooms, in_room, pick, dataset), kind, snr_db, rng, mic_rng, dataset,
+                 babble, details)
+    return pcm, ";".join(details)
 
 
 def generate(dataset: SyntheticDataset, seed: int, out: Path = Path("data/raw"),
