@@ -241,9 +241,9 @@ def test_outputs_follow_the_contract(generated, params):
 
 
 def test_held_out_voices_read_sentences_for_the_streams(params, tmp_path):
-    """Every val and test voice reads sentences_per_voice of stream_sentences,
-    whole, into a folder of their own; never a training voice. The same
-    bytes on one worker and on two."""
+    """Every val and test voice reads sentences_per_voice of its split's
+    stream_sentences, whole, into a folder of their own; never a training
+    voice. The same bytes on one worker and on two."""
     folders = [tmp_path / "one", tmp_path / "two"]
     counts = [synthetic.generate_sentences(tiny(params, workers=w), params.seed, f)
               for w, f in zip((1, 2), folders, strict=True)]
@@ -256,7 +256,7 @@ def test_held_out_voices_read_sentences_for_the_streams(params, tmp_path):
     assert Counter((r.speaker, r.split) for r in read) == {v: per_voice for v in held_out}
     assert {r.path for r in read} == {p.relative_to(folders[0]).as_posix() for p in folders[0].rglob("*.wav")}
     for r in read:
-        assert r.path.startswith(f"{r.split}/") and r.text in params.dataset.stream_sentences
+        assert r.path.startswith(f"{r.split}/") and r.text in getattr(params.dataset.stream_sentences, r.split)
         x, rate = soundfile.read(str(folders[0] / r.path), dtype="int16")
         assert rate == 16000 and len(x) > 16000 and np.abs(x).max() > 32768 * 10 ** (-20 / 20)
     assert b"\r" not in (folders[0] / "sentences.csv").read_bytes()
@@ -327,7 +327,12 @@ def test_a_new_voice_leaves_the_others_in_their_splits(params):
     ("espeak_variants", ("f3", "m2", "f3"), r"espeak_variants: 'f3' is listed twice"),
     ("noise.kinds", ("white", "hum"), r"noise\.kinds\[1\]: 'hum' is not one of"),
     ("noise.babble_sentences", ("Please go home.",), r"noise\.babble_sentences\[0\]: says the keyword 'go'"),
-    ("stream_sentences", ("Fine.", "Then say no there."), r"stream_sentences\[1\]: says the keyword 'no'"),
+    ("stream_sentences", synthetic.StreamSentences(test=("Fine.", "Then say no there.")),
+     r"stream_sentences\.test\[1\]: says the keyword 'no'"),
+    ("stream_sentences", synthetic.StreamSentences(val=("Fine.", "Why not?"), test=("Fine.",)),
+     r"stream_sentences\.test: 'Fine\.' is also in val; each split reads its own"),
+    ("stream_sentences", synthetic.StreamSentences(val=()),
+     r"stream_sentences\.val: no sentences, but sentences_per_voice is above 0"),
     ("noise.babble_talkers", (4, 2), r"noise\.babble_talkers: \[4, 2\] is not \[low, high\]"),
     ("lead_silence_s_range", (-0.1, 0.2), r"lead_silence_s_range: must not be negative"),
     ("near_miss_words", ("nope", "yes"), r"near_miss_words: yes also a keyword"),

@@ -115,6 +115,54 @@ class Context:
 
 
 @dataclasses.dataclass
+class StreamSentences:
+    """What each streamed split's voices read, none shared: calibration on
+    the validation stream must not have heard what the test streams say."""
+    val: tuple[str, ...] = (
+        "The train to the city leaves at half past seven.",
+        "Please water the plants while we are away.",
+        "My sister bought a new bicycle last week.",
+        "Is there any coffee in the kitchen?",
+        "The library closes early every Sunday.",
+        "We painted the bedroom a pale shade of blue.",
+        "Could you help me carry these boxes inside?",
+        "The soup needs a little more pepper.",
+        "Our neighbours have a very friendly dog.",
+        "I forgot to bring an umbrella this morning.",
+        "The printer in the office is out of paper.",
+        "We could meet at the cafe around noon.",
+    )
+    test: tuple[str, ...] = (
+        "Could you pass me the salt and pepper, please?",
+        "The weather report says it will be sunny tomorrow.",
+        "I think we should leave a little earlier tonight.",
+        "Her brother works at a hospital near the station.",
+        "Remind me to call the plumber after lunch.",
+        "The kids are playing football in the park.",
+        "We need more milk, eggs and some bread.",
+        "That film was much better than I expected.",
+        "Make the music a bit quieter, the baby is asleep.",
+        "Where did you put the keys to the car?",
+        "The meeting has moved to Thursday afternoon.",
+        "Dinner will be ready in about twenty minutes.",
+    )
+    test_engine: tuple[str, ...] = (
+        "The children built a snowman in the garden.",
+        "Have you seen my reading glasses anywhere?",
+        "The bakery sells fresh bread every morning.",
+        "It was raining when we arrived at the hotel.",
+        "Please close the window, it is getting cold.",
+        "He spent the whole weekend fixing the fence.",
+        "The museum has a new exhibition about ships.",
+        "We should buy a present for her birthday.",
+        "The cat is sleeping in the sunny corner.",
+        "My phone battery is almost empty again.",
+        "They are planning a trip to the mountains.",
+        "The bus was late because of the traffic.",
+    )
+
+
+@dataclasses.dataclass
 class SyntheticDataset:
     """Keys of `dataset` for this source (conf/dataset/synthetic.yaml)."""
     name: str = "synthetic"
@@ -208,20 +256,7 @@ class SyntheticDataset:
     # which the streams stage lays between the words as the talk a device
     # overhears. Never clips, features or training. A keyword here is refused.
     sentences_per_voice: int = setting(3, allowed=NOT_NEGATIVE)
-    stream_sentences: tuple[str, ...] = (
-        "Could you pass me the salt and pepper, please?",
-        "The weather report says it will be sunny tomorrow.",
-        "I think we should leave a little earlier tonight.",
-        "Her brother works at a hospital near the station.",
-        "Remind me to call the plumber after lunch.",
-        "The kids are playing football in the park.",
-        "We need more milk, eggs and some bread.",
-        "That film was much better than I expected.",
-        "Make the music a bit quieter, the baby is asleep.",
-        "Where did you put the keys to the car?",
-        "The meeting has moved to Thursday afternoon.",
-        "Dinner will be ready in about twenty minutes.",
-    )
+    stream_sentences: StreamSentences = dataclasses.field(default_factory=StreamSentences)
     silence_per_voice: int = setting(9, allowed=NOT_NEGATIVE)
     # Each take draws from these ranges.
     speed_range: tuple[float, float] = setting((0.75, 1.35), allowed=POSITIVE, ordered=True)  # relative speaking rate
@@ -561,7 +596,7 @@ class StreamSentence:
 
 def sentence_plan(dataset: SyntheticDataset, seed: int, clips: list[Clip]) -> list[StreamSentence]:
     """Each val, test and held-out voice's sentences for the streams: its own
-    drawn order of stream_sentences, as many as sentences_per_voice (a
+    drawn order of its split's stream_sentences, as many as sentences_per_voice (a
     held-out engine's voice more, as it says each keyword more)."""
     if not dataset.sentences_per_voice:
         return []
@@ -570,9 +605,9 @@ def sentence_plan(dataset: SyntheticDataset, seed: int, clips: list[Clip]) -> li
         count = dataset.sentences_per_voice
         if split == HELD_OUT_ENGINE:
             count = max(1, round(count * dataset.held_out_takes_per_keyword / dataset.takes_per_keyword))
-        order = seeded_rng(seed, "stream-sentences", voice).permutation(len(dataset.stream_sentences))
-        sentences += [StreamSentence(voice, split, i, dataset.stream_sentences[order[i % len(order)]])
-                      for i in range(count)]
+        texts = getattr(dataset.stream_sentences, split)
+        order = seeded_rng(seed, "stream-sentences", voice).permutation(len(texts))
+        sentences += [StreamSentence(voice, split, i, texts[order[i % len(order)]]) for i in range(count)]
     return sentences
 
 
@@ -715,9 +750,24 @@ def check(dataset: SyntheticDataset) -> None:
     if dataset.lead_silence_s_range[0] < 0:
         raise ParamsError("dataset.lead_silence_s_range: must not be negative")
     _check_noise(dataset)
-    if dataset.sentences_per_voice and not dataset.stream_sentences:
-        raise ParamsError("dataset.stream_sentences: empty, but sentences_per_voice is above 0")
-    _check_sentences("stream_sentences", dataset.stream_sentences, dataset.keywords)
+    _check_stream_sentences(dataset)
+
+
+def _check_stream_sentences(dataset: SyntheticDataset) -> None:
+    """Each split that reads sentences has its own, none of them a keyword's."""
+    texts_of = dataclasses.asdict(dataset.stream_sentences)
+    if dataset.sentences_per_voice:
+        for split in ("val", "test") + ((HELD_OUT_ENGINE,) if dataset.held_out_engine else ()):
+            if not texts_of[split]:
+                raise ParamsError(f"dataset.stream_sentences.{split}: no sentences, but sentences_per_voice "
+                                  "is above 0; list some, or set sentences_per_voice to 0")
+    read_by: dict[str, str] = {}
+    for split, texts in texts_of.items():
+        _check_sentences(f"stream_sentences.{split}", texts, dataset.keywords)
+        for text in texts:
+            if read_by.setdefault(text, split) != split:
+                raise ParamsError(f"dataset.stream_sentences.{split}: {text!r} is also in {read_by[text]}; "
+                                  "each split reads its own, so that calibration never hears a test's sentence")
 
 
 def _check_noise(dataset: SyntheticDataset) -> None:
