@@ -12,14 +12,13 @@ its own espeak_zygote.py, which forks a fresh engine for every utterance.
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from keyspot.data.tts.base import MissingToolError, TTSError, ZygoteProcess
+from keyspot.data.tts.base import MissingToolError, TTSError, ZygoteProcess, package_version
 
 PACKAGE = "espeakng-loader"
 WPM = 175   # espeak-ng's default rate; `speed` scales it
@@ -57,7 +56,7 @@ def _zygote_for(pid: int) -> _Zygote:
 
 
 def program() -> str:
-    return f"espeak-ng {_zygote().version} ({PACKAGE} {importlib.metadata.version(PACKAGE)})"
+    return f"espeak-ng {_zygote().version} ({PACKAGE} {package_version('espeak-ng', PACKAGE)})"
 
 
 def check_installed() -> None:

@@ -13,14 +13,13 @@ said before.
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from keyspot.data.tts.base import MissingToolError, TTSError, ZygoteProcess
+from keyspot.data.tts.base import MissingToolError, TTSError, ZygoteProcess, package_version
 
 PACKAGE = "ttspico"
 RATE = 16000
@@ -37,18 +36,14 @@ def language_dir() -> Path:
 
 
 def program() -> str:
-    return f"SVOX Pico ({PACKAGE} {importlib.metadata.version(PACKAGE)})"
+    return f"SVOX Pico ({PACKAGE} {package_version('SVOX Pico', PACKAGE)})"
 
 
 class _Zygote(ZygoteProcess):
     """This process's pico_zygote.py, started on first use."""
 
     def __init__(self):
-        try:
-            importlib.metadata.version(PACKAGE)
-        except importlib.metadata.PackageNotFoundError:
-            raise MissingToolError(f"SVOX Pico: the Python package {PACKAGE} is not installed; "
-                                   "run `make setup` (it installs requirements.lock)") from None
+        package_version("SVOX Pico", PACKAGE)
         # A trailing slash: Pico joins the folder and the file names itself.
         super().__init__(str(ZYGOTE), [f"{language_dir()}/"], "SVOX Pico")
         self._read()
