@@ -24,7 +24,7 @@ extern "C" {
 /* As the calibrate stage chose them on the validation stream
    (reports/calibration.json), or export.recognizer in params.yaml
    with calibrate.enabled false. */
-#define KEYSPOT_RECOGNIZER_AVERAGE_WINDOW_MS 300
+#define KEYSPOT_RECOGNIZER_AVERAGE_WINDOW_MS 500
 #define KEYSPOT_RECOGNIZER_DETECTION_THRESHOLD 248
 #define KEYSPOT_RECOGNIZER_SUPPRESSION_MS 1000
 #define KEYSPOT_RECOGNIZER_MINIMUM_COUNT 1
