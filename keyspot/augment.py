@@ -11,6 +11,7 @@ same seed gives the same epochs whatever ran before.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import numpy as np
@@ -57,10 +58,21 @@ def timbre_curve(rng: np.random.Generator, samples: int, sample_rate: int, max_d
     """A smooth random gain for each rfft bin of `samples` samples: gains
     drawn in +-max_db at `points` frequencies evenly spaced in mel from 0 Hz
     to Nyquist, joined linearly in mel, as linear factors."""
-    knots = np.linspace(0.0, hz_to_mel(sample_rate / 2), points)
+    knots, bins = _mel_axes(samples, sample_rate, points)
     gains_db = rng.uniform(-max_db, max_db, points)
-    bins = hz_to_mel(np.fft.rfftfreq(samples, 1.0 / sample_rate))
     return 10.0 ** (np.interp(bins, knots, gains_db) / 20.0)
+
+
+@functools.cache
+def _mel_axes(samples: int, sample_rate: int, points: int) -> tuple[np.ndarray, np.ndarray]:
+    """The knots and the rfft bins of timbre_curve, in mel, read-only: the
+    same for every clip of an epoch, and computing the bins' mel for each
+    clip took a tenth of an epoch's augmentation."""
+    knots = np.linspace(0.0, hz_to_mel(sample_rate / 2), points)
+    bins = hz_to_mel(np.fft.rfftfreq(samples, 1.0 / sample_rate))
+    for axis in (knots, bins):
+        axis.setflags(write=False)
+    return knots, bins
 
 
 def recolour(x: np.ndarray, curve: np.ndarray) -> np.ndarray:
