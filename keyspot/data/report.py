@@ -106,10 +106,21 @@ def line(report: dict, json_path: Path) -> str:
             f"{len(report['skipped'])} source files skipped")
 
 
+# Files a thread reads at a time. A future per file cost more than the
+# reading: ThreadPoolExecutor.map ignores chunksize, and 21,720 futures took
+# 11 s where their files take 3.
+FLAGS_BLOCK = 256
+
+
 def _flags(paths: list[Path]) -> list[tuple[bool, bool]]:
-    # libsndfile releases the GIL while it reads: threads use every core.
+    # libsndfile releases the GIL while it reads: threads overlap the reads.
+    blocks = [paths[i:i + FLAGS_BLOCK] for i in range(0, len(paths), FLAGS_BLOCK)]
     with ThreadPoolExecutor(cores()) as pool:
-        return list(pool.map(_flags_of, paths, chunksize=64))
+        return [flags for block in pool.map(_flags_of_block, blocks) for flags in block]
+
+
+def _flags_of_block(paths: list[Path]) -> list[tuple[bool, bool]]:
+    return [_flags_of(p) for p in paths]
 
 
 def _flags_of(path: Path) -> tuple[bool, bool]:

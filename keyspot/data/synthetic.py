@@ -117,7 +117,8 @@ class Context:
 @dataclasses.dataclass
 class StreamSentences:
     """What each streamed split's voices read, none shared: calibration on
-    the validation stream must not have heard what the test streams say."""
+    the validation stream must not have heard what the test streams say.
+    The fields are named as the splits are (test_engine: HELD_OUT_ENGINE)."""
     val: tuple[str, ...] = (
         "The train to the city leaves at half past seven.",
         "Please water the plants while we are away.",
