@@ -145,13 +145,14 @@ def resample(samples: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
     return resample_poly(samples, up, down, window=_lowpass(up, down, samples.dtype)).astype(np.float32)
 
 
-@functools.cache
+# Bounded: a server resamples whatever rates its clients send.
+@functools.lru_cache(maxsize=32)
 def _lowpass(up: int, down: int, dtype: np.dtype) -> np.ndarray:
     """The FIR low-pass resample_poly designs for this ratio when given its
     default window (Kaiser, beta 5, ten zero crossings a side, in the
-    samples' float type), designed once: designing it again for every
-    short take cost as much as the resampling itself. Read-only; resample_poly
-    works on a copy."""
+    samples' float type), kept for the next clip at the same rates:
+    designing it again for every short take cost as much as the resampling
+    itself. Read-only; resample_poly works on a copy."""
     from scipy.signal import firwin
 
     half_len = 10 * max(up, down)
